@@ -1,0 +1,182 @@
+"""The public ``STT``: options, validation, live streams."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import weakref
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from livekit.agents import (
+    DEFAULT_API_CONNECT_OPTIONS,
+    NOT_GIVEN,
+    APIConnectOptions,
+    NotGivenOr,
+    stt,
+    utils,
+    vad as vad_mod,
+)
+from livekit.agents.utils import AudioBuffer
+
+from .models import DEFAULT_MODEL, model_spec
+from .options import DEFAULT_SERVER_VAD, STTOptions, validate
+from .protocol import TurnDetection
+from .stream import SpeechStream
+
+
+class STT(stt.STT):
+    """Streaming speech-to-text over OpenAI's Realtime API in transcription mode.
+
+    ``gpt-realtime-whisper`` (the default) has no server VAD: something must commit the audio
+    buffer to get a final transcript. Inside an ``AgentSession`` the session's VAD / turn
+    detector does, through ``flush()`` (this STT declares ``manual_flush``). Standalone, pass
+    ``vad=`` to let each stream run a VAD of its own, or call ``flush()`` yourself.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str = DEFAULT_MODEL,
+        language: str | None = "en",
+        delay: str | None = None,
+        prompt: str | None = None,
+        turn_detection: NotGivenOr[TurnDetection | None] = NOT_GIVEN,
+        noise_reduction: str | None = None,
+        logprobs: bool = False,
+        vad: NotGivenOr[vad_mod.VAD | None] = NOT_GIVEN,
+        api_key: str | None = None,
+        base_url: str = "https://api.openai.com/v1",
+        model_in_url: bool = False,
+        http_session: aiohttp.ClientSession | None = None,
+        replay_seconds: float = 30.0,
+        final_timeout: float = 10.0,
+        heartbeat: float | None = 20.0,
+    ) -> None:
+        """Create the STT. Invalid combinations raise ``ValueError`` here, before any socket.
+
+        Args:
+            model: transcription model; known ones are listed in ``models.MODELS``.
+            language: ISO-639-1 hint, or None to let the model detect the language.
+            delay: ``"minimal"`` … ``"xhigh"``: latency/accuracy trade (gpt-realtime-whisper).
+            prompt: context text, for models that take one (not gpt-realtime-whisper).
+            turn_detection: server VAD config for models that have one; None turns it off and
+                the client commits. Default: OpenAI's server VAD where the model has one.
+            noise_reduction: ``"near_field"`` or ``"far_field"``.
+            logprobs: request logprobs (they become ``SpeechData.confidence``).
+            vad: a VAD each stream runs to commit at end of speech and emit START/END_OF_SPEECH
+                (standalone use, ``turn_detection="stt"``). Default: none; the session commits.
+            api_key: defaults to ``OPENAI_API_KEY``.
+            base_url: OpenAI-SDK style base URL; ``http(s)`` becomes ``ws(s)``.
+            model_in_url: put ``?model=`` on the URL, only for gateways that route on it.
+            http_session: aiohttp session to use; default: the job's, else one of our own.
+            replay_seconds: most untranscribed audio kept to replay after a reconnect.
+            final_timeout: how long ``end_input()`` waits for the last transcripts.
+            heartbeat: websocket ping interval in seconds (None: off).
+        """
+        resolved_key = api_key or os.environ.get("OPENAI_API_KEY")
+        if not resolved_key:
+            raise ValueError(
+                "OpenAI API key is required: set OPENAI_API_KEY or pass api_key= to openai_rt.STT"
+            )
+        spec = model_spec(model)
+        if not utils.is_given(turn_detection):
+            turn_detection = dict(DEFAULT_SERVER_VAD) if spec.server_vad else None
+        opts = STTOptions(
+            model=model,
+            language=language or None,
+            delay=delay,
+            prompt=prompt,
+            turn_detection=turn_detection,
+            noise_reduction=noise_reduction,
+            logprobs=logprobs,
+            base_url=base_url,
+            model_in_url=model_in_url,
+            replay_seconds=replay_seconds,
+            final_timeout=final_timeout,
+            heartbeat=heartbeat,
+        )
+        validate(opts)
+        super().__init__(
+            capabilities=stt.STTCapabilities(
+                streaming=True,
+                interim_results=True,
+                offline_recognize=False,
+                manual_flush=True,
+            )
+        )
+        self._opts = opts
+        self._api_key = resolved_key
+        self._vad = vad if utils.is_given(vad) else None
+        self._session = http_session
+        self._owned_session: aiohttp.ClientSession | None = None
+        self._streams: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    @property
+    def model(self) -> str:
+        """The transcription model."""
+        return self._opts.model
+
+    @property
+    def provider(self) -> str:
+        """The host the STT talks to (``api.openai.com`` by default)."""
+        return urlsplit(self._opts.base_url).netloc
+
+    @property
+    def options(self) -> STTOptions:
+        """The current, validated options."""
+        return self._opts
+
+    def _ensure_session(self) -> aiohttp.ClientSession:
+        if self._session is not None:
+            return self._session
+        try:
+            self._session = utils.http_context.http_session()
+        except RuntimeError:
+            # outside a LiveKit job (scripts, tests): own a session, closed by aclose()
+            self._owned_session = aiohttp.ClientSession()
+            self._session = self._owned_session
+        return self._session
+
+    async def _recognize_impl(
+        self,
+        buffer: AudioBuffer,
+        *,
+        language: NotGivenOr[str] = NOT_GIVEN,
+        conn_options: APIConnectOptions,
+    ) -> stt.SpeechEvent:
+        raise NotImplementedError(
+            "openai_rt.STT is streaming-only (offline_recognize=False): use stt.stream()"
+        )
+
+    def stream(
+        self,
+        *,
+        language: NotGivenOr[str] = NOT_GIVEN,
+        conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
+    ) -> SpeechStream:
+        """Open a streaming recognition (see :class:`SpeechStream`)."""
+        opts = self._opts
+        if utils.is_given(language):
+            opts = dataclasses.replace(opts, language=language or None)
+        stream = SpeechStream(
+            stt=self,
+            opts=opts,
+            conn_options=conn_options,
+            api_key=self._api_key,
+            http_session=self._ensure_session(),
+            vad=self._vad,
+        )
+        self._streams.add(stream)
+        return stream
+
+    async def aclose(self) -> None:
+        """Close the streams still open and the aiohttp session this STT created, if any."""
+        for stream in list(self._streams):
+            await stream.aclose()
+        if self._owned_session is not None:
+            await self._owned_session.close()
+            self._owned_session = None
+            self._session = None

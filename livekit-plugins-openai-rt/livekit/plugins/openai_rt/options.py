@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
+
+from livekit.agents import NotGivenOr
+from livekit.agents.utils import is_given
 
 from .connection import realtime_url
 from .models import DELAY_VALUES, NOISE_REDUCTION_VALUES, ModelSpec, model_spec
@@ -33,6 +38,8 @@ class STTOptions:
     model_in_url: bool
     replay_seconds: float
     final_timeout: float
+    result_timeout: float
+    rollover_margin: float
     heartbeat: float | None
 
     @property
@@ -44,6 +51,12 @@ class STTOptions:
     def server_commits(self) -> bool:
         """The server's VAD commits turns (else the client commits on flush / its VAD)."""
         return self.turn_detection is not None
+
+    def replace(self, **changes: NotGivenOr[Any]) -> STTOptions:
+        """A validated copy with the given (non-``NOT_GIVEN``) fields changed."""
+        new = dataclasses.replace(self, **{k: v for k, v in changes.items() if is_given(v)})
+        validate(new)
+        return new
 
     def session_config(self) -> SessionConfig:
         """What ``session.update`` sends."""
@@ -98,8 +111,11 @@ def validate(opts: STTOptions) -> None:
         )
     if opts.replay_seconds < 0:
         raise ValueError(f"replay_seconds must be >= 0; got {opts.replay_seconds}")
-    if opts.final_timeout <= 0:
-        raise ValueError(f"final_timeout must be > 0; got {opts.final_timeout}")
+    for name in ("final_timeout", "result_timeout"):
+        if getattr(opts, name) <= 0:
+            raise ValueError(f"{name} must be > 0 seconds; got {getattr(opts, name)}")
+    if opts.rollover_margin < 0:
+        raise ValueError(f"rollover_margin must be >= 0 seconds; got {opts.rollover_margin}")
     if opts.heartbeat is not None and opts.heartbeat <= 0:
         raise ValueError(f"heartbeat must be None or > 0 seconds; got {opts.heartbeat}")
     realtime_url(opts.base_url, model=opts.model, model_in_url=opts.model_in_url)

@@ -18,11 +18,13 @@ import aiohttp
 
 from livekit import rtc
 from livekit.agents import (
+    NOT_GIVEN,
     APIConnectionError,
     APIConnectOptions,
     APIError,
     APITimeoutError,
     LanguageCode,
+    NotGivenOr,
     stt,
     vad as vad_mod,
 )
@@ -31,9 +33,9 @@ from . import protocol as p
 from .connection import connect, realtime_url
 from .ledger import AudioLedger, Segment
 from .log import logger
+from .options import STTOptions
 
 if TYPE_CHECKING:
-    from .options import STTOptions
     from .stt import STT
 
 CHUNK_BYTES = p.BYTES_PER_SECOND // 20
@@ -45,9 +47,8 @@ QUICK_FAILURE_SECONDS = 5.0
 MAX_QUICK_FAILURES = 3
 """Instant failures in a row after which the stream stops instead of reconnecting again."""
 
-
-class _Finished(Exception):
-    """The input ended and every transcript owed was delivered (or waited for)."""
+SUPERVISE_TICK = 0.25
+"""How often a live session checks its timers (final wait, watchdog, roll-over)."""
 
 
 class SpeechStream(stt.RecognizeStream):
@@ -78,8 +79,6 @@ class SpeechStream(stt.RecognizeStream):
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._ready = False
         self._session_id = ""
-        self._input_ended = False
-        self._input_done = asyncio.Event()
         self._finished = asyncio.Event()
         self._interims: dict[str, str] = {}
         self._early: dict[str, p.TranscriptCompleted | p.TranscriptFailed] = {}
@@ -89,6 +88,13 @@ class SpeechStream(stt.RecognizeStream):
         self._first_audio_wall: float | None = None
         self._quick_failures = 0
         self._unknown_events = 0
+        self._input_ended_at: float | None = None
+        self._owed_since: float | None = None
+        self._send_started: float | None = None
+        self._rollover_at: float | None = None
+        self._hard_deadline: float | None = None
+        self._needs_new_session = False
+        self._expired = False
 
     # ------------------------------------------------------------------------------------------
     # lifecycle
@@ -121,8 +127,8 @@ class SpeechStream(stt.RecognizeStream):
             await self._close_ws()
 
     async def _session(self) -> bool:
-        """Run one websocket session. True when the stream is finished, False to open a new
-        session (planned roll-over); raises ``APIError`` on failure."""
+        """Run one websocket session. True when the stream is finished, False to go on in a
+        new session (roll-over, model change); raises ``APIError`` on failure."""
         url = realtime_url(
             self._opts.base_url, model=self._opts.model, model_in_url=self._opts.model_in_url
         )
@@ -136,19 +142,28 @@ class SpeechStream(stt.RecognizeStream):
         )
         self._ws = ws
         self._report_connection_acquired(time.perf_counter() - started, False)
+        self._expired = self._needs_new_session = False
         configured_at = 0.0
         try:
             await self._configure(ws)
             configured_at = time.monotonic()
+            # a session that configured is a successful reconnect: the retry budget starts
+            # over (instant failures are caught by the quick-failure count instead)
+            self._num_retries = 0
             await self._replay(ws)
-            watcher = asyncio.create_task(self._watch_finish(ws))
+            receiver = asyncio.create_task(self._receive(ws), name="openai_rt.receive")
+            supervisor = asyncio.create_task(self._supervise(), name="openai_rt.supervise")
             try:
-                await self._receive(ws)
+                done, _ = await asyncio.wait(
+                    {receiver, supervisor}, return_when=asyncio.FIRST_COMPLETED
+                )
             finally:
-                watcher.cancel()
-            return True
-        except _Finished:
-            return True
+                for task in (receiver, supervisor):
+                    task.cancel()
+                await asyncio.gather(receiver, supervisor, return_exceptions=True)
+            if self._finished.is_set():
+                return True
+            return done.pop().result()
         except APIError as e:
             if self._finished.is_set():
                 return True
@@ -157,6 +172,7 @@ class SpeechStream(stt.RecognizeStream):
             raise
         finally:
             self._ready = False
+            self._owed_since = None
             await self._close_ws()
 
     def _count_quick_failure(self, configured_at: float, e: APIError) -> None:
@@ -179,6 +195,117 @@ class SpeechStream(stt.RecognizeStream):
             with contextlib.suppress(Exception):
                 await ws.close()
 
+    async def _supervise(self) -> bool:
+        """Timers of a live session: the final wait after end of input, the result watchdog,
+        a blocked send, and the moment to roll over to a new session.
+
+        Returns True when the stream is finished, False to move to a new session; raises a
+        retryable ``APIError`` when the socket looks dead (the ledger replays what it owes).
+        """
+        opts = self._opts
+        while True:
+            await asyncio.sleep(SUPERVISE_TICK)
+            now = time.monotonic()
+            if self._input_ended_at is not None and not self._finished.is_set():
+                if now - self._input_ended_at > opts.final_timeout:
+                    logger.warning(
+                        "end of input: %d transcript(s) did not arrive within final_timeout=%g s",
+                        len(self._ledger.in_flight),
+                        opts.final_timeout,
+                        extra=self._extra(),
+                    )
+                    self._finished.set()
+            if self._finished.is_set():
+                return True
+            if self._owed_since is not None and now - self._owed_since > opts.result_timeout:
+                raise APIConnectionError(
+                    f"no transcription result within result_timeout={opts.result_timeout:g} s "
+                    f"of a commit on session {self._session_id}: the socket looks stalled"
+                )
+            if self._send_started is not None and now - self._send_started > opts.result_timeout:
+                raise APIConnectionError(
+                    f"sending audio blocked for over {opts.result_timeout:g} s on session "
+                    f"{self._session_id}: the server stopped reading"
+                )
+            switch = self._switch_reason(now)
+            if switch is not None:
+                logger.info(
+                    "moving to a new session (%s)",
+                    switch,
+                    extra={**self._extra(), "reason": switch},
+                )
+                return False
+
+    def _switch_reason(self, now: float) -> str | None:
+        """Why the stream should move to a new session now, if it should.
+
+        A planned switch waits for a boundary: no result owed by this socket and no speech
+        in progress, so no utterance straddles two sessions (the open audio moves whole, by
+        replay). Past the hard deadline it goes anyway; the replay still loses nothing.
+        """
+        if self._rollover_at is None and not self._needs_new_session:
+            return None
+        if self._hard_deadline is not None and now >= self._hard_deadline:
+            return "session about to expire"
+        at_boundary = not self._ledger.in_flight and not self._speaking
+        if self._needs_new_session and at_boundary:
+            return "model or language change"
+        if self._rollover_at is not None and now >= self._rollover_at and at_boundary:
+            return "session roll-over before expiry"
+        return None
+
+    def _plan_rollover(self, expires_at: float | None) -> None:
+        """Schedule the roll-over ahead of ``expires_at`` (unix seconds, from session.created)."""
+        self._rollover_at = self._hard_deadline = None
+        if expires_at is None:
+            return
+        lifetime = expires_at - time.time()
+        if lifetime <= 0:
+            return
+        now = time.monotonic()
+        margin = min(self._opts.rollover_margin, lifetime * 0.3)
+        self._rollover_at = now + lifetime - margin
+        self._hard_deadline = now + lifetime - min(5.0, lifetime * 0.1)
+
+    def update_options(
+        self,
+        *,
+        model: NotGivenOr[str] = NOT_GIVEN,
+        language: NotGivenOr[str | None] = NOT_GIVEN,
+        delay: NotGivenOr[str | None] = NOT_GIVEN,
+        prompt: NotGivenOr[str | None] = NOT_GIVEN,
+        turn_detection: NotGivenOr[p.TurnDetection | None] = NOT_GIVEN,
+        noise_reduction: NotGivenOr[str | None] = NOT_GIVEN,
+    ) -> None:
+        """Change options of this live stream.
+
+        Language, delay, prompt, noise reduction and turn detection apply in place with a
+        ``session.update``. A new model (or clearing a language or prompt, which an update
+        cannot do) moves the stream to a new session at the next commit boundary, without
+        losing audio. Raises ``ValueError`` for an invalid combination, changing nothing.
+        """
+        new = self._opts.replace(
+            model=model,
+            language=language,
+            delay=delay,
+            prompt=prompt,
+            turn_detection=turn_detection,
+            noise_reduction=noise_reduction,
+        )
+        self._apply_options(new)
+
+    def _apply_options(self, new: STTOptions) -> None:
+        old, self._opts = self._opts, new
+        if new == old:
+            return
+        cleared = (old.language and not new.language) or (old.prompt and not new.prompt)
+        if new.model != old.model or cleared or (old.delay and not new.delay):
+            self._needs_new_session = True
+            return
+        if self._ready and self._ws is not None:
+            update = p.session_update(new.session_config(), event_id="session_update")
+            asyncio.ensure_future(self._send(p.encode(update)))
+
     # ------------------------------------------------------------------------------------------
     # session set-up
 
@@ -200,6 +327,7 @@ class SpeechStream(stt.RecognizeStream):
                 continue
             if msg.type != aiohttp.WSMsgType.TEXT:
                 self._on_socket_end(ws, msg)
+                raise APIConnectionError(f"socket closed during set-up: {msg.type!r}")
             ev = p.parse_server_event(msg.data)
             if isinstance(ev, p.SessionCreated):
                 self._on_session_created(ev)
@@ -213,6 +341,7 @@ class SpeechStream(stt.RecognizeStream):
 
     def _on_session_created(self, ev: p.SessionCreated) -> None:
         self._session_id = ev.session_id
+        self._plan_rollover(ev.expires_at)
         logger.debug(
             "session created",
             extra={**self._extra(), "expires_at": ev.expires_at},
@@ -244,6 +373,7 @@ class SpeechStream(stt.RecognizeStream):
                     resent += len(chunk)
                 await ws.send_str(p.commit_message(seg.commit_event_id))
                 seg.commit_sent = True
+                self._owed_since = time.monotonic()
                 sent_segments.add(seg.seq)
                 progressed = True
             if ledger.open is not open_seg:
@@ -299,8 +429,7 @@ class SpeechStream(stt.RecognizeStream):
             self._chunk += pad
             await self._append_chunk()
         await self._commit()
-        self._input_ended = True
-        self._input_done.set()
+        self._input_ended_at = time.monotonic()
         self._check_finished()
 
     async def _append_chunk(self) -> None:
@@ -316,6 +445,8 @@ class SpeechStream(stt.RecognizeStream):
         seg = self._ledger.commit()
         if seg is not None and self._ready:
             seg.commit_sent = await self._send(p.commit_message(seg.commit_event_id))
+            if seg.commit_sent and self._owed_since is None:
+                self._owed_since = time.monotonic()
 
     async def _send(self, message: str) -> bool:
         """Send on the live socket; False (and not ready) when it is going away. The receive
@@ -323,12 +454,15 @@ class SpeechStream(stt.RecognizeStream):
         ws = self._ws
         if ws is None:
             return False
+        self._send_started = time.monotonic()
         try:
             await ws.send_str(message)
             return True
         except (ConnectionError, aiohttp.ClientError, RuntimeError):
             self._ready = False
             return False
+        finally:
+            self._send_started = None
 
     async def _vad_loop(self, vad_stream: vad_mod.VADStream) -> None:
         """The stream's own VAD: START/END_OF_SPEECH, and a commit at each end of speech."""
@@ -343,18 +477,23 @@ class SpeechStream(stt.RecognizeStream):
     # ------------------------------------------------------------------------------------------
     # server events
 
-    async def _receive(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    async def _receive(self, ws: aiohttp.ClientWebSocketResponse) -> bool:
+        """Handle server events until the socket ends; True when the stream is finished."""
         while True:
             msg = await ws.receive()
             if msg.type == aiohttp.WSMsgType.TEXT:
                 self._handle(p.parse_server_event(msg.data))
+                if self._expired:
+                    return False
             else:
                 self._on_socket_end(ws, msg)
+                return True
 
     def _on_socket_end(self, ws: aiohttp.ClientWebSocketResponse, msg: aiohttp.WSMessage) -> None:
-        """The socket closed or failed: finish, or raise the classified ``APIError``."""
+        """The socket closed or failed: return when the stream is finished (we closed it),
+        else raise the classified ``APIError``."""
         if self._finished.is_set():
-            raise _Finished
+            return
         code = ws.close_code
         reason = msg.extra if isinstance(msg.extra, str) else ""
         if msg.type == aiohttp.WSMsgType.ERROR or code is None:
@@ -404,6 +543,8 @@ class SpeechStream(stt.RecognizeStream):
             logger.debug("ignoring unknown server event %r", ev.type, extra=self._extra())
 
     def _on_delta(self, ev: p.TranscriptDelta) -> None:
+        if self._owed_since is not None:
+            self._owed_since = time.monotonic()  # the server is working on it
         seg = self._ledger.find(ev.item_id)
         if seg is not None and seg.done:
             return
@@ -428,6 +569,7 @@ class SpeechStream(stt.RecognizeStream):
         seg = self._ledger.on_committed(ev.item_id, end_ms=self._stopped_ms.pop(ev.item_id, None))
         if seg is None:
             return
+        self._owed_since = time.monotonic()
         early = self._early.pop(ev.item_id, None)
         if early is not None:
             self._on_result(ev.item_id, early)
@@ -449,6 +591,8 @@ class SpeechStream(stt.RecognizeStream):
         for ready in self._ledger.release():
             self._emit_final(ready)
         self._quick_failures = 0
+        owed = any(s.commit_sent and not s.done for s in self._ledger.in_flight)
+        self._owed_since = time.monotonic() if owed else None
         self._check_finished()
 
     def _emit_final(self, seg: Segment) -> None:
@@ -499,6 +643,14 @@ class SpeechStream(stt.RecognizeStream):
                 body={"code": err.code, "type": err.type, "param": err.param},
                 retryable=False,
             )
+        if err.code == "session_expired":
+            # planned for (roll-over) but reached anyway: go on in a new session, by replay
+            logger.warning(
+                "session expired before it could roll over; continuing in a new session",
+                extra=extra,
+            )
+            self._expired = True
+            return
         if verdict.action is p.ErrorAction.RECONNECT:
             raise APIError(
                 f"server error {err.code or err.type} on session {self._session_id}: {err.message}",
@@ -511,26 +663,14 @@ class SpeechStream(stt.RecognizeStream):
     # end of stream
 
     def _check_finished(self) -> None:
-        if self._input_ended and not self._ledger.in_flight and self._ledger.open.nbytes == 0:
+        """Finish once the input ended and every segment was released; closing the socket
+        wakes the receive loop at once."""
+        if self._finished.is_set() or self._input_ended_at is None:
+            return
+        if not self._ledger.in_flight and self._ledger.open.nbytes == 0:
             self._finished.set()
-
-    async def _watch_finish(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        """Close the socket once the input ended and every final arrived (bounded wait)."""
-        await self._input_done.wait()
-        waiter = asyncio.ensure_future(self._finished.wait())
-        try:
-            done, _ = await asyncio.wait({waiter}, timeout=self._opts.final_timeout)
-        finally:
-            waiter.cancel()
-        if not done:
-            logger.warning(
-                "end of input: %d transcript(s) did not arrive within final_timeout=%g s",
-                len(self._ledger.in_flight),
-                self._opts.final_timeout,
-                extra=self._extra(),
-            )
-            self._finished.set()
-        await ws.close()
+            if self._ws is not None:
+                asyncio.ensure_future(self._ws.close())
 
     # ------------------------------------------------------------------------------------------
     # speech events

@@ -53,7 +53,9 @@ class STT(stt.STT):
         http_session: aiohttp.ClientSession | None = None,
         replay_seconds: float = 30.0,
         final_timeout: float = 10.0,
-        heartbeat: float | None = 20.0,
+        result_timeout: float = 10.0,
+        rollover_margin: float = 60.0,
+        heartbeat: float | None = 10.0,
     ) -> None:
         """Create the STT. Invalid combinations raise ``ValueError`` here, before any socket.
 
@@ -74,7 +76,12 @@ class STT(stt.STT):
             http_session: aiohttp session to use; default: the job's, else one of our own.
             replay_seconds: most untranscribed audio kept to replay after a reconnect.
             final_timeout: how long ``end_input()`` waits for the last transcripts.
-            heartbeat: websocket ping interval in seconds (None: off).
+            result_timeout: a commit with no server answer for this long (or a send blocked
+                this long) means a dead socket: reconnect and replay.
+            rollover_margin: move to a new session this long before the server's
+                ``expires_at``, at an utterance boundary.
+            heartbeat: websocket ping interval in seconds; a missed pong means a dead socket
+                (None: off).
         """
         resolved_key = api_key or os.environ.get("OPENAI_API_KEY")
         if not resolved_key:
@@ -82,8 +89,14 @@ class STT(stt.STT):
                 "OpenAI API key is required: set OPENAI_API_KEY or pass api_key= to openai_rt.STT"
             )
         spec = model_spec(model)
+        if utils.is_given(vad) and vad is not None and turn_detection:
+            raise ValueError(
+                "pass either vad= (the stream commits at its end of speech) or a server "
+                "turn_detection=, not both"
+            )
         if not utils.is_given(turn_detection):
-            turn_detection = dict(DEFAULT_SERVER_VAD) if spec.server_vad else None
+            use_server_vad = spec.server_vad and not (utils.is_given(vad) and vad is not None)
+            turn_detection = dict(DEFAULT_SERVER_VAD) if use_server_vad else None
         opts = STTOptions(
             model=model,
             language=language or None,
@@ -96,6 +109,8 @@ class STT(stt.STT):
             model_in_url=model_in_url,
             replay_seconds=replay_seconds,
             final_timeout=final_timeout,
+            result_timeout=result_timeout,
+            rollover_margin=rollover_margin,
             heartbeat=heartbeat,
         )
         validate(opts)
@@ -128,6 +143,32 @@ class STT(stt.STT):
     def options(self) -> STTOptions:
         """The current, validated options."""
         return self._opts
+
+    def update_options(
+        self,
+        *,
+        model: NotGivenOr[str] = NOT_GIVEN,
+        language: NotGivenOr[str | None] = NOT_GIVEN,
+        delay: NotGivenOr[str | None] = NOT_GIVEN,
+        prompt: NotGivenOr[str | None] = NOT_GIVEN,
+        turn_detection: NotGivenOr[TurnDetection | None] = NOT_GIVEN,
+        noise_reduction: NotGivenOr[str | None] = NOT_GIVEN,
+    ) -> None:
+        """Change options for new streams and every open one (see
+        ``SpeechStream.update_options``). Invalid combinations raise ``ValueError`` and change
+        nothing."""
+        changes: dict[str, NotGivenOr[object]] = {
+            "model": model,
+            "language": language,
+            "delay": delay,
+            "prompt": prompt,
+            "turn_detection": turn_detection,
+            "noise_reduction": noise_reduction,
+        }
+        new = self._opts.replace(**changes)
+        self._opts = new
+        for stream in list(self._streams):
+            stream.update_options(**changes)
 
     def _ensure_session(self) -> aiohttp.ClientSession:
         if self._session is not None:

@@ -24,7 +24,11 @@ def test_session_update_for_gpt_realtime_whisper_turns_server_vad_off() -> None:
     assert "model" not in ev["session"]  # the model lives in transcription (§2.1)
     audio = _input(ev)
     assert audio["format"] == {"type": "audio/pcm", "rate": 24000}
-    assert audio["transcription"] == {"model": "gpt-realtime-whisper", "language": "en", "delay": "low"}
+    assert audio["transcription"] == {
+        "model": "gpt-realtime-whisper",
+        "language": "en",
+        "delay": "low",
+    }
     # explicit null: sessions start with server VAD on, and this model refuses it
     assert "turn_detection" in audio and audio["turn_detection"] is None
     assert "prompt" not in audio["transcription"]
@@ -32,7 +36,12 @@ def test_session_update_for_gpt_realtime_whisper_turns_server_vad_off() -> None:
 
 
 def test_session_update_for_a_server_vad_model() -> None:
-    td = {"type": "server_vad", "threshold": 0.4, "prefix_padding_ms": 200, "silence_duration_ms": 300}
+    td = {
+        "type": "server_vad",
+        "threshold": 0.4,
+        "prefix_padding_ms": 200,
+        "silence_duration_ms": 300,
+    }
     ev = p.session_update(
         p.SessionConfig(
             model="gpt-4o-mini-transcribe",
@@ -62,7 +71,9 @@ def test_append_message_is_the_json_the_server_expects() -> None:
 
 
 def test_url_never_carries_the_model_unless_asked() -> None:
-    url = realtime_url("https://api.openai.com/v1", model="gpt-realtime-whisper", model_in_url=False)
+    url = realtime_url(
+        "https://api.openai.com/v1", model="gpt-realtime-whisper", model_in_url=False
+    )
     assert url == "wss://api.openai.com/v1/realtime?intent=transcription"
     gw = realtime_url("http://gw.local:4000/v1/", model="gpt-realtime-whisper", model_in_url=True)
     assert gw == "ws://gw.local:4000/v1/realtime?intent=transcription&model=gpt-realtime-whisper"
@@ -170,7 +181,11 @@ def test_parse_error_and_failed_item() -> None:
         )
     )
     assert err == p.ServerError(
-        "input_audio_buffer_commit_empty", "invalid_request_error", "buffer too small", None, "commit_4"
+        "input_audio_buffer_commit_empty",
+        "invalid_request_error",
+        "buffer too small",
+        None,
+        "commit_4",
     )
     failed = p.parse_server_event(
         json.dumps(
@@ -236,8 +251,14 @@ def test_close_classification(code: int, reason: str, action: p.ErrorAction) -> 
 
 @pytest.mark.parametrize(
     ("status", "action"),
-    [(401, p.ErrorAction.FATAL), (403, p.ErrorAction.FATAL), (404, p.ErrorAction.FATAL),
-     (429, p.ErrorAction.RECONNECT), (500, p.ErrorAction.RECONNECT), (503, p.ErrorAction.RECONNECT)],
+    [
+        (401, p.ErrorAction.FATAL),
+        (403, p.ErrorAction.FATAL),
+        (404, p.ErrorAction.FATAL),
+        (429, p.ErrorAction.RECONNECT),
+        (500, p.ErrorAction.RECONNECT),
+        (503, p.ErrorAction.RECONNECT),
+    ],
 )
 def test_handshake_status_classification(status: int, action: p.ErrorAction) -> None:
     assert p.classify_http_status(status).action is action
@@ -254,7 +275,7 @@ def test_model_table_rules() -> None:
 
 def test_cost_estimates() -> None:
     assert estimate_cost_usd("gpt-realtime-whisper", audio_seconds=60) == pytest.approx(0.017)
-    assert estimate_cost_usd("gpt-4o-transcribe", input_tokens=1_000_000, output_tokens=100_000) == (
-        pytest.approx(2.5 + 1.0)
-    )
+    assert estimate_cost_usd(
+        "gpt-4o-transcribe", input_tokens=1_000_000, output_tokens=100_000
+    ) == (pytest.approx(2.5 + 1.0))
     assert estimate_cost_usd("gpt-4o-transcribe-diarize", input_tokens=10) is None

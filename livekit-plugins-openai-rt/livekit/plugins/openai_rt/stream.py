@@ -133,13 +133,18 @@ class SpeechStream(stt.RecognizeStream):
             self._opts.base_url, model=self._opts.model, model_in_url=self._opts.model_in_url
         )
         started = time.perf_counter()
-        ws = await connect(
-            self._http,
-            url,
-            api_key=self._api_key,
-            timeout=self._conn_options.timeout,
-            heartbeat=self._opts.heartbeat,
-        )
+        try:
+            ws = await connect(
+                self._http,
+                url,
+                api_key=self._api_key,
+                timeout=self._conn_options.timeout,
+                heartbeat=self._opts.heartbeat,
+            )
+        except APIError as e:
+            if not e.retryable:
+                logger.error(e.message, extra=self._extra())
+            raise
         self._ws = ws
         self._report_connection_acquired(time.perf_counter() - started, False)
         self._expired = self._needs_new_session = False

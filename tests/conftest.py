@@ -1,0 +1,120 @@
+"""Shared fixtures: the bundled sample audio, a stream driver, and a check that the API key never
+reaches a log line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import wave
+from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from livekit import rtc
+from livekit.agents import stt
+from livekit.plugins.openai_rt.testing import Emulator
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_WAV = ROOT / "examples" / "sample.wav"
+SAMPLE_LINES = (ROOT / "examples" / "sample.txt").read_text().splitlines()
+KEY = "sk-test-0123456789-do-not-log-me"
+FLUSH_POINTS = (4.7, 10.0)
+"""Seconds into the sample that fall in the silences between its three sentences."""
+
+
+def read_pcm(path: Path = SAMPLE_WAV) -> bytes:
+    """The PCM bytes of a 24 kHz mono 16-bit WAV."""
+    with wave.open(str(path), "rb") as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (24000, 1, 2)
+        return w.readframes(w.getnframes())
+
+
+@pytest.fixture(scope="session")
+def sample_pcm() -> bytes:
+    """The bundled sample recording (three spoken sentences, 14.7 s)."""
+    return read_pcm()
+
+
+def frames(pcm: bytes, *, frame_ms: int = 20, rate: int = 24000) -> Iterator[rtc.AudioFrame]:
+    """Cut PCM into frames the way a room or file source delivers them."""
+    step = rate * frame_ms // 1000 * 2
+    for off in range(0, len(pcm), step):
+        chunk = pcm[off : off + step]
+        yield rtc.AudioFrame(chunk, rate, 1, len(chunk) // 2)
+
+
+async def drive(
+    stream: stt.RecognizeStream,
+    pcm: bytes,
+    *,
+    flush_at: Sequence[float] = (),
+    realtime: float = 0.0,
+    end: bool = True,
+) -> list[stt.SpeechEvent]:
+    """Push ``pcm`` (flushing at the given seconds), end the input, and collect every event until
+    the stream ends. ``realtime`` > 0 paces the feed at that multiple of real time."""
+    events: list[stt.SpeechEvent] = []
+    flush_bytes = sorted(int(t * 48000) // 2 * 2 for t in flush_at)
+
+    async def feed() -> None:
+        sent = 0
+        pending = list(flush_bytes)
+        for frame in frames(pcm):
+            if stream._event_ch.closed:  # the stream failed: iteration raises its error
+                return
+            stream.push_frame(frame)
+            sent += len(frame.data) * 2
+            while pending and sent >= pending[0]:
+                pending.pop(0)
+                stream.flush()
+            if realtime:
+                await asyncio.sleep(frame.duration / realtime)
+            else:
+                await asyncio.sleep(0)
+        if end:
+            stream.end_input()
+
+    feeder = asyncio.create_task(feed())
+    try:
+        async for ev in stream:
+            events.append(ev)
+    finally:
+        await feeder
+    return events
+
+
+def of_type(events: Sequence[stt.SpeechEvent], kind: stt.SpeechEventType) -> list[stt.SpeechEvent]:
+    """The events of one type, in order."""
+    return [ev for ev in events if ev.type == kind]
+
+
+def final_texts(events: Sequence[stt.SpeechEvent]) -> list[str]:
+    """The text of every FINAL_TRANSCRIPT, in order."""
+    return [ev.alternatives[0].text for ev in of_type(events, stt.SpeechEventType.FINAL_TRANSCRIPT)]
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[Emulator]:
+    """An emulator on a loopback port that accepts only :data:`KEY`."""
+    async with Emulator(api_key=KEY) as emu:
+        yield emu
+
+
+@pytest.fixture(autouse=True)
+def key_never_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Every test runs with DEBUG logging captured; none may log the API key."""
+    caplog.set_level(logging.DEBUG)
+    yield
+    for record in caplog.records:
+        text = record.getMessage() + repr(record.__dict__)
+        if record.exc_info and record.exc_info[1] is not None:
+            text += repr(record.exc_info[1]) + str(record.exc_info[1])
+        assert KEY not in text, f"API key leaked in a log record: {record.getMessage()[:200]}"
+
+
+def error_records(
+    caplog: pytest.LogCaptureFixture, name: str = "livekit.plugins.openai_rt"
+) -> list[logging.LogRecord]:
+    """ERROR records of the plugin's logger."""
+    return [r for r in caplog.records if r.name == name and r.levelno >= logging.ERROR]

@@ -76,7 +76,7 @@ async def test_flush_commits_each_utterance_and_nothing_is_lost(
         (ev.alternatives[0].start_time, ev.alternatives[0].end_time)
         for ev in of_type(events, FINAL)
     ]
-    for (s0, e0), (s1, _) in zip(spans, spans[1:]):
+    for (s0, e0), (s1, _) in zip(spans, spans[1:], strict=False):
         assert s0 < e0 == pytest.approx(s1)
     # the session was configured as asked, and never with ?model=
     session = emulator.sessions[0]

@@ -139,22 +139,32 @@ class AudioLedger:
     def on_committed(self, item_id: str, *, end_ms: int | None) -> Segment | None:
         """Attach a ``committed`` item to its segment.
 
-        The oldest client commit still waiting for its item gets it. Otherwise the server's VAD
-        committed on its own: the open audio up to ``end_ms`` (server time, from
-        ``speech_stopped``; all of it when unknown) becomes a new segment. Returns None for a
-        repeated ``committed``.
+        ``end_ms`` is the ``audio_end_ms`` of the item's ``speech_stopped`` (server time), known
+        only when the server's VAD made the commit; it then covers the audio up to that point:
+        the head of the oldest pending segment that contains it (a client commit racing the
+        server's VAD) or of the open audio. Otherwise the item answers the oldest client commit
+        still waiting, or (a server commit with no ``speech_stopped``) takes all open audio.
+        Returns None for a repeated ``committed``.
         """
-        for seg in self.in_flight:
-            if seg.item_id == item_id:
-                return None
-        for seg in self.in_flight:
-            if seg.commit_sent and seg.item_id is None:
-                seg.item_id = item_id
-                return seg
-        end = self.open.end_pos
-        if end_ms is not None:
-            end = min(end, max(self.open.start_pos, self.socket_origin + end_ms * 48))
-        seg = self._split_open(end)
+        if self.find(item_id) is not None:
+            return None
+        if end_ms is None:
+            for seg in self.in_flight:
+                if seg.commit_sent and seg.item_id is None:
+                    seg.item_id = item_id
+                    return seg
+            seg = self._split(self.open, self.open.end_pos)
+        else:
+            pos = self.socket_origin + end_ms * 48
+            target = self.open
+            for i, pending in enumerate(self.in_flight):
+                if pending.item_id is None and pending.start_pos < pos < pending.end_pos:
+                    head = self._split(pending, pos)
+                    self.in_flight.insert(i, head)
+                    head.by_server = True
+                    head.item_id = item_id
+                    return head
+            seg = self._split(target, min(target.end_pos, max(target.start_pos, pos)))
         seg.by_server = True
         seg.item_id = item_id
         self.in_flight.append(seg)
@@ -182,6 +192,13 @@ class AudioLedger:
                 del self.in_flight[i]
                 return seg
         return None
+
+    def abandon_open(self) -> int:
+        """Drop the open audio from the ledger (nothing will commit it); returns its size."""
+        n = self.open.nbytes
+        self.held -= self.open.held
+        self._start_open(self.open.end_pos)
+        return n
 
     def release(self) -> list[Segment]:
         """Pop the segments that are done and have no undone segment before them."""
@@ -240,37 +257,32 @@ class AudioLedger:
         self._seq += 1
         self.open = Segment(seq=self._seq, start_pos=pos, end_pos=pos)
 
-    def _split_open(self, end: int) -> Segment:
-        """Cut the open segment at absolute position ``end``; return the part before it."""
-        old = self.open
-        held_start = old.end_pos - old.held
-        cut = end - held_start  # bytes of held audio that go to the committed part
+    def _split(self, seg: Segment, end: int) -> Segment:
+        """Cut ``seg`` at absolute position ``end``: return a new segment for the part before
+        it and keep the rest in ``seg`` (which keeps its place, commit state and seq)."""
+        held_start = seg.end_pos - seg.held
+        cut = end - held_start  # bytes of held audio that go to the head
         head: list[bytes] = []
         tail: list[bytes] = []
         taken = 0
-        for chunk in old.chunks:
+        for chunk in seg.chunks:
             if taken >= cut:
                 tail.append(chunk)
             elif taken + len(chunk) <= cut:
                 head.append(chunk)
             else:
-                split = cut - taken
-                head.append(chunk[:split])
-                tail.append(chunk[split:])
+                head.append(chunk[: cut - taken])
+                tail.append(chunk[cut - taken :])
             taken += len(chunk)
-        head_held = max(0, min(cut, old.held))
-        seg = Segment(
-            seq=old.seq, start_pos=old.start_pos, end_pos=end, chunks=head, held=head_held
-        )
+        head_held = max(0, min(cut, seg.held))
         self._seq += 1
-        self.open = Segment(
-            seq=self._seq,
-            start_pos=end,
-            end_pos=old.end_pos,
-            chunks=tail,
-            held=old.held - head_held,
+        out = Segment(
+            seq=self._seq, start_pos=seg.start_pos, end_pos=end, chunks=head, held=head_held
         )
-        return seg
+        seg.start_pos = end
+        seg.chunks = tail
+        seg.held -= head_held
+        return out
 
     def _let_go(self, excess: int) -> None:
         """Drop ``excess`` bytes of the oldest held audio."""

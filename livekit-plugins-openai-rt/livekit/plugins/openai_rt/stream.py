@@ -95,6 +95,7 @@ class SpeechStream(stt.RecognizeStream):
         self._hard_deadline: float | None = None
         self._needs_new_session = False
         self._expired = False
+        self._final_retried = False
 
     # ------------------------------------------------------------------------------------------
     # lifecycle
@@ -150,12 +151,17 @@ class SpeechStream(stt.RecognizeStream):
         self._expired = self._needs_new_session = False
         configured_at = 0.0
         try:
-            await self._configure(ws)
-            configured_at = time.monotonic()
-            # a session that configured is a successful reconnect: the retry budget starts
-            # over (instant failures are caught by the quick-failure count instead)
-            self._num_retries = 0
-            await self._replay(ws)
+            try:
+                await self._configure(ws)
+                configured_at = time.monotonic()
+                # a session that configured is a successful reconnect: the retry budget starts
+                # over (instant failures are caught by the quick-failure count instead)
+                self._num_retries = 0
+                await self._replay(ws)
+            except (aiohttp.ClientError, ConnectionError) as e:
+                raise APIConnectionError(
+                    f"connection lost while setting up session {self._session_id}: {e!r}"
+                ) from None
             receiver = asyncio.create_task(self._receive(ws), name="openai_rt.receive")
             supervisor = asyncio.create_task(self._supervise(), name="openai_rt.supervise")
             try:
@@ -392,6 +398,9 @@ class SpeechStream(stt.RecognizeStream):
             if not progressed:
                 break
         self._ready = True
+        if self._input_ended_at is not None and self._ledger.open.nbytes:
+            # the end-of-input commit went back into the open audio with the old socket
+            await self._final_commit()
         if lost:
             logger.warning(
                 "replayed %.2f s of audio to the new session; %.2f s older than the replay "
@@ -428,14 +437,18 @@ class SpeechStream(stt.RecognizeStream):
                     logger.debug("flush ignored: the server's VAD commits", extra=self._extra())
                 else:
                     await self._commit()
+        self._input_ended_at = time.monotonic()
+        await self._final_commit()
+        self._check_finished()
+
+    async def _final_commit(self) -> None:
+        """End of input: commit what is left, a short tail padded to the 100 ms minimum."""
         await self._append_chunk()
         pad = self._ledger.pad_open()
         if pad:
             self._chunk += pad
             await self._append_chunk()
         await self._commit()
-        self._input_ended_at = time.monotonic()
-        self._check_finished()
 
     async def _append_chunk(self) -> None:
         if not self._chunk:
@@ -639,7 +652,8 @@ class SpeechStream(stt.RecognizeStream):
         extra = {**self._extra(), "code": err.code, "param": err.param}
         if err.code == "input_audio_buffer_commit_empty" and err.event_id:
             # the server kept its buffer: that audio goes with the next commit
-            self._ledger.commit_refused(err.event_id)
+            if self._ledger.commit_refused(err.event_id) is not None:
+                self._after_refused_commit()
         if verdict.action is p.ErrorAction.FATAL:
             message = f"OpenAI refused the session ({err.code}): {err.message} -> {verdict.hint}"
             logger.error(message, extra=extra)
@@ -666,6 +680,25 @@ class SpeechStream(stt.RecognizeStream):
 
     # ------------------------------------------------------------------------------------------
     # end of stream
+
+    def _after_refused_commit(self) -> None:
+        """After the input ended there is no next commit: retry the final commit once (padded),
+        then give up on audio the server will not take (its buffer had less than we sent,
+        e.g. its VAD committed the same audio)."""
+        if self._input_ended_at is None:
+            return
+        if not self._final_retried:
+            self._final_retried = True
+            asyncio.ensure_future(self._final_commit())
+            return
+        dropped = self._ledger.abandon_open()
+        logger.warning(
+            "end of input: the server refused to commit the last %.0f ms of audio twice; "
+            "not waiting for it",
+            dropped / p.BYTES_PER_SECOND * 1000,
+            extra=self._extra(),
+        )
+        self._check_finished()
 
     def _check_finished(self) -> None:
         """Finish once the input ended and every segment was released; closing the socket

@@ -3,9 +3,10 @@
     python examples/transcribe_file.py [file.wav] [--model gpt-realtime-whisper] [--delay low]
 
 With ``OPENAI_API_KEY`` set it talks to OpenAI; without it, it starts the bundled emulator
-(``livekit.plugins.openai_rt.testing``) on a loopback port and says so. Audio is fed in real time
-(``--fast`` feeds it as fast as possible); the stream's own VAD commits each utterance, as it
-would in a standalone program (inside an ``AgentSession`` the session's VAD does that).
+(``livekit.plugins.openai_rt.testing``) on a loopback port and says so. Audio is fed in real time,
+as a microphone would deliver it: the stream's own VAD commits each utterance when it hears the
+end of speech, as it would in a standalone program (inside an ``AgentSession`` the session's VAD
+does that).
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ SAMPLE_SCRIPT = HERE / "sample.txt"
 FRAME_MS = 20
 
 
-async def wav_frames(path: Path, *, realtime: bool) -> AsyncIterator[rtc.AudioFrame]:
-    """Yield 20 ms frames of a 16-bit mono WAV, paced in real time unless told otherwise."""
+async def wav_frames(path: Path) -> AsyncIterator[rtc.AudioFrame]:
+    """Yield 20 ms frames of a 16-bit mono WAV, paced in real time."""
     with wave.open(str(path), "rb") as w:
         if w.getsampwidth() != 2 or w.getnchannels() != 1:
             raise SystemExit(f"{path}: expected 16-bit mono PCM")
@@ -43,8 +44,7 @@ async def wav_frames(path: Path, *, realtime: bool) -> AsyncIterator[rtc.AudioFr
     for i, off in enumerate(range(0, len(pcm), step)):
         chunk = pcm[off : off + step]
         yield rtc.AudioFrame(chunk, rate, 1, len(chunk) // 2)
-        if realtime:
-            await asyncio.sleep(max(0.0, start + (i + 1) * FRAME_MS / 1000 - time.monotonic()))
+        await asyncio.sleep(max(0.0, start + (i + 1) * FRAME_MS / 1000 - time.monotonic()))
 
 
 async def transcribe(args: argparse.Namespace) -> None:
@@ -91,7 +91,7 @@ async def transcribe(args: argparse.Namespace) -> None:
 
                 async def feed() -> None:
                     nonlocal sent
-                    async for frame in wav_frames(args.file, realtime=not args.fast):
+                    async for frame in wav_frames(args.file):
                         stream.push_frame(frame)
                         sent += frame.duration
                     stream.end_input()
@@ -130,7 +130,6 @@ def main() -> None:
     parser.add_argument("--language", default="en")
     parser.add_argument("--delay", default=None, help="minimal|low|medium|high|xhigh")
     parser.add_argument("--base-url", default="https://api.openai.com/v1")
-    parser.add_argument("--fast", action="store_true", help="feed audio as fast as possible")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(

@@ -26,8 +26,7 @@ from livekit.plugins.openai_rt.testing import (
     Stall,
     expected_transcript,
 )
-
-from .conftest import FLUSH_POINTS, KEY, drive, error_records, of_type
+from tests.conftest import FLUSH_POINTS, KEY, drive, error_records, of_type
 
 log = logging.getLogger("tests.resilience")
 FINAL = stt.SpeechEventType.FINAL_TRANSCRIPT

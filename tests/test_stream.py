@@ -17,8 +17,7 @@ from livekit.plugins.openai_rt.testing import (
     SendError,
     expected_transcript,
 )
-
-from .conftest import FLUSH_POINTS, KEY, drive, error_records, final_texts, of_type
+from tests.conftest import FLUSH_POINTS, KEY, drive, error_records, final_texts, of_type
 
 FINAL = stt.SpeechEventType.FINAL_TRANSCRIPT
 INTERIM = stt.SpeechEventType.INTERIM_TRANSCRIPT

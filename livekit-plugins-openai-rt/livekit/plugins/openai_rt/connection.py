@@ -15,6 +15,9 @@ from .version import __version__
 
 USER_AGENT = f"livekit-plugins-openai-rt/{__version__}"
 
+CLOSE_TIMEOUT = 1.0
+"""Seconds to wait for the server's close frame after ours."""
+
 
 def realtime_url(base_url: str, *, model: str, model_in_url: bool) -> str:
     """The transcription websocket URL for an OpenAI-SDK style ``base_url``.
@@ -64,6 +67,8 @@ async def connect(
             headers=auth_headers(api_key),
             heartbeat=heartbeat,
             max_msg_size=16 * 1024 * 1024,
+            # a dead server never answers our close frame: do not wait 10 s for it
+            timeout=aiohttp.ClientWSTimeout(ws_close=CLOSE_TIMEOUT),
         )
     )
     try:

@@ -1,0 +1,188 @@
+"""Small stand-ins for running a real ``AgentSession`` offline: no room, no server, no models.
+
+* :class:`WavInput` plays a 16-bit mono WAV file as a microphone would: 20 ms frames in real
+  time, then endless silence, and records every byte it handed to the session.
+* :class:`EchoLLM` answers each user turn with ``"you said: <text>"``.
+* :class:`SilentTTS` "speaks" any text as a short stretch of silence (non-streaming).
+* :class:`FakeOutput` plays audio on a virtual clock and reports playback like a real sink.
+
+Only the STT under test is real; everything around it is as small as the framework allows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import wave
+from pathlib import Path
+
+from livekit import rtc
+from livekit.agents import (
+    DEFAULT_API_CONNECT_OPTIONS,
+    NOT_GIVEN,
+    APIConnectOptions,
+    NotGivenOr,
+    llm,
+    tts,
+    utils,
+)
+from livekit.agents.voice.io import AudioInput, AudioOutput, AudioOutputCapabilities
+
+FRAME_MS = 20
+"""Duration of each frame :class:`WavInput` yields."""
+
+
+def read_wav_pcm(path: Path) -> tuple[bytes, int]:
+    """The PCM bytes and sample rate of a 16-bit mono WAV file."""
+    with wave.open(str(path), "rb") as w:
+        if w.getsampwidth() != 2 or w.getnchannels() != 1:
+            raise ValueError(f"{path}: expected 16-bit mono PCM")
+        return w.readframes(w.getnframes()), w.getframerate()
+
+
+class WavInput(AudioInput):
+    """A microphone that says the contents of a WAV file, then stays silent forever.
+
+    Frames are 20 ms long and paced in real time from the first read; ``pushed`` holds every
+    byte handed out so far (the WAV's PCM, then zeros), so a test can compare what a server
+    received with what the session was given.
+    """
+
+    def __init__(self, path: Path) -> None:
+        """Load ``path`` (16-bit mono WAV, any sample rate)."""
+        super().__init__(label="WavInput")
+        self.pcm, self.sample_rate = read_wav_pcm(path)
+        self.pushed = bytearray()
+        self._frame_bytes = self.sample_rate * FRAME_MS // 1000 * 2
+        self._frames_out = 0
+        self._started_at: float | None = None
+
+    @property
+    def wav_done(self) -> bool:
+        """Whether the whole WAV has been handed out (only silence follows)."""
+        return len(self.pushed) >= len(self.pcm)
+
+    async def __anext__(self) -> rtc.AudioFrame:
+        now = time.monotonic()
+        if self._started_at is None:
+            self._started_at = now
+        self._frames_out += 1
+        # a frame is available once it has been "recorded": frame i at (i + 1) * 20 ms
+        due = self._started_at + self._frames_out * FRAME_MS / 1000
+        if due > now:
+            await asyncio.sleep(due - now)
+        offset = len(self.pushed)
+        chunk = self.pcm[offset : offset + self._frame_bytes]
+        chunk += bytes(self._frame_bytes - len(chunk))
+        self.pushed += chunk
+        return rtc.AudioFrame(chunk, self.sample_rate, 1, len(chunk) // 2)
+
+
+class EchoLLM(llm.LLM):
+    """An LLM that replies ``"you said: <last user message>"`` in a single chunk."""
+
+    def chat(
+        self,
+        *,
+        chat_ctx: llm.ChatContext,
+        tools: list[llm.Tool] | None = None,
+        conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
+        parallel_tool_calls: NotGivenOr[bool] = NOT_GIVEN,
+        tool_choice: NotGivenOr[llm.ToolChoice] = NOT_GIVEN,
+        extra_kwargs: NotGivenOr[dict[str, object]] = NOT_GIVEN,
+    ) -> llm.LLMStream:
+        """Start a reply to ``chat_ctx``."""
+        return _EchoStream(self, chat_ctx=chat_ctx, tools=tools or [], conn_options=conn_options)
+
+
+class _EchoStream(llm.LLMStream):
+    async def _run(self) -> None:
+        said = ""
+        for item in reversed(self.chat_ctx.items):
+            if isinstance(item, llm.ChatMessage) and item.role == "user":
+                said = item.text_content or ""
+                break
+        self._event_ch.send_nowait(
+            llm.ChatChunk(
+                id=utils.shortuuid("echo_"),
+                delta=llm.ChoiceDelta(role="assistant", content=f"you said: {said}"),
+            )
+        )
+
+
+class SilentTTS(tts.TTS):
+    """A non-streaming TTS that renders any text as ``duration`` seconds of silence."""
+
+    def __init__(self, *, duration: float = 0.3, sample_rate: int = 24000) -> None:
+        """Produce ``duration`` seconds of 16-bit mono silence at ``sample_rate`` per request."""
+        super().__init__(
+            capabilities=tts.TTSCapabilities(streaming=False),
+            sample_rate=sample_rate,
+            num_channels=1,
+        )
+        self.duration = duration
+
+    def synthesize(
+        self, text: str, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
+    ) -> tts.ChunkedStream:
+        """Synthesize ``text`` (as silence)."""
+        return _SilentStream(tts=self, input_text=text, conn_options=conn_options)
+
+
+class _SilentStream(tts.ChunkedStream):
+    async def _run(self, output_emitter: tts.AudioEmitter) -> None:
+        silent = self._tts
+        assert isinstance(silent, SilentTTS)
+        output_emitter.initialize(
+            request_id=utils.shortuuid("silence_"),
+            sample_rate=silent.sample_rate,
+            num_channels=1,
+            mime_type="audio/pcm",
+        )
+        output_emitter.push(bytes(int(silent.sample_rate * silent.duration) * 2))
+        output_emitter.flush()
+
+
+class FakeOutput(AudioOutput):
+    """An audio sink that "plays" what it is given in real time, without a device."""
+
+    def __init__(self) -> None:
+        """Create a sink that accepts any sample rate and cannot pause."""
+        super().__init__(label="FakeOutput", capabilities=AudioOutputCapabilities(pause=False))
+        self._started_at = 0.0
+        self._pushed = 0.0
+        self._finish: asyncio.TimerHandle | None = None
+
+    async def capture_frame(self, frame: rtc.AudioFrame) -> None:
+        """Queue ``frame`` for playback."""
+        await super().capture_frame(frame)
+        if not self._pushed:
+            self._started_at = time.time()
+            self.on_playback_started(created_at=self._started_at)
+        self._pushed += frame.duration
+
+    def flush(self) -> None:
+        """End the current segment; it finishes once its audio has had time to play."""
+        super().flush()
+        if not self._pushed:
+            return
+        if self._finish is not None:
+            self._finish.cancel()
+        remaining = self._pushed - (time.time() - self._started_at)
+        self._finish = asyncio.get_running_loop().call_later(
+            max(0.0, remaining), self._finished, False
+        )
+
+    def clear_buffer(self) -> None:
+        """Stop playback now (the agent was interrupted)."""
+        if not self._pushed:
+            return
+        if self._finish is not None:
+            self._finish.cancel()
+        self._finished(True)
+
+    def _finished(self, interrupted: bool) -> None:
+        played = min(self._pushed, time.time() - self._started_at)
+        self._finish = None
+        self._pushed = 0.0
+        self.on_playback_finished(playback_position=played, interrupted=interrupted)

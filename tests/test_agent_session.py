@@ -1,0 +1,219 @@
+"""``openai_rt.STT`` inside a real ``AgentSession``, end to end, offline.
+
+A real session (default session VAD, VAD turn detection, no room, no LiveKit server) hears
+``examples/sample.wav`` in real time through the plugin, which talks to the bundled emulator.
+The emulator transcribes the i-th committed item as the i-th line of ``examples/sample.txt``, so
+the test checks what a user of the session sees (interim and final transcripts, committed user
+turns, usage) and what OpenAI would have received (one client commit per utterance, carrying
+exactly the audio the session was given).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from livekit.agents import (
+    Agent,
+    AgentSession,
+    ConversationItemAddedEvent,
+    ErrorEvent,
+    SessionUsageUpdatedEvent,
+    UserInputTranscribedEvent,
+    inference,
+    llm,
+)
+from livekit.agents.metrics.usage import AgentSessionUsage, STTModelUsage
+from livekit.plugins import openai_rt
+from livekit.plugins.openai_rt.testing import Emulator, ScriptTranscriber
+from tests.agent_fakes import EchoLLM, FakeOutput, SilentTTS, WavInput, read_wav_pcm
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+SAMPLE_WAV = EXAMPLES / "sample.wav"
+SAMPLE_TXT = EXAMPLES / "sample.txt"
+API_KEY = "test-key"
+BYTES_PER_SECOND = 24000 * 2  # pcm16 mono at 24 kHz, in and out: nothing is resampled
+TURNS_TIMEOUT = 22.0  # the WAV lasts 14.74 s; its last utterance ends at 13.46 s
+
+
+@dataclass
+class Transcript:
+    """One ``user_input_transcribed`` event, in arrival order."""
+
+    text: str
+    is_final: bool
+
+
+def speech_spans(pcm: bytes, sample_rate: int) -> list[tuple[int, int]]:
+    """Byte ranges of the utterances in 16-bit mono ``pcm``: 20 ms frames louder than the
+    dither, merged across gaps shorter than 0.5 s."""
+    frame = sample_rate // 50
+    samples = np.frombuffer(pcm, dtype=np.int16)[: len(pcm) // 2 // frame * frame]
+    loud = np.flatnonzero(np.abs(samples.reshape(-1, frame).astype(np.int32)).max(axis=1) > 100)
+    spans: list[tuple[int, int]] = []
+    for i in loud.tolist():
+        if spans and i - spans[-1][1] < 25:
+            spans[-1] = (spans[-1][0], i + 1)
+        else:
+            spans.append((i, i + 1))
+    return [(start * frame * 2, end * frame * 2) for start, end in spans]
+
+
+async def wait_until(
+    predicate: Callable[[], bool], timeout: float, what: Callable[[], str]
+) -> None:
+    """Poll ``predicate`` every 50 ms; fail the test, saying ``what()``, if it stays false."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what()}")
+        await asyncio.sleep(0.05)
+
+
+def first_difference(a: bytes, b: bytes) -> int | None:
+    """The first byte offset where ``a`` and ``b`` differ (or where the shorter one ends)."""
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:
+        return None if len(a) == len(b) else n
+    return int(np.argmax(np.frombuffer(a[:n], np.uint8) != np.frombuffer(b[:n], np.uint8)))
+
+
+def stt_usage(usage: AgentSessionUsage) -> list[STTModelUsage]:
+    """The STT entries of a session usage summary."""
+    return [u for u in usage.model_usage if isinstance(u, STTModelUsage)]
+
+
+async def test_each_utterance_is_committed_on_the_session_flush_and_becomes_a_user_turn() -> None:
+    lines = [line for line in SAMPLE_TXT.read_text().splitlines() if line.strip()]
+    assert len(lines) == 3
+    wav_pcm, wav_rate = read_wav_pcm(SAMPLE_WAV)
+    assert wav_rate == 24000
+    utterances = speech_spans(wav_pcm, wav_rate)
+    assert len(utterances) == 3
+
+    async with Emulator(api_key=API_KEY, transcriber=ScriptTranscriber(lines)) as emu:
+        stt = openai_rt.STT(api_key=API_KEY, base_url=emu.base_url)
+        session: AgentSession[None] = AgentSession(
+            stt=stt,
+            llm=EchoLLM(),
+            tts=SilentTTS(),
+            vad=inference.VAD(),  # the session's default VAD, made explicit
+            turn_handling={"turn_detection": "vad"},
+            aec_warmup_duration=None,
+            user_away_timeout=None,
+        )
+        mic = WavInput(SAMPLE_WAV)
+        session.input.audio = mic
+        session.output.audio = FakeOutput()
+
+        transcripts: list[Transcript] = []
+        user_turns: list[str] = []
+        usage_updates: list[AgentSessionUsage] = []
+        errors: list[ErrorEvent] = []
+
+        @session.on("user_input_transcribed")
+        def _on_transcribed(ev: UserInputTranscribedEvent) -> None:
+            transcripts.append(Transcript(ev.transcript, ev.is_final))
+
+        @session.on("conversation_item_added")
+        def _on_item(ev: ConversationItemAddedEvent) -> None:
+            if isinstance(ev.item, llm.ChatMessage) and ev.item.role == "user":
+                user_turns.append(ev.item.text_content or "")
+
+        @session.on("session_usage_updated")
+        def _on_usage(ev: SessionUsageUpdatedEvent) -> None:
+            usage_updates.append(ev.usage)
+
+        @session.on("error")
+        def _on_error(ev: ErrorEvent) -> None:
+            errors.append(ev)
+
+        await session.start(Agent(instructions="Repeat what the user says."))
+        try:
+            await wait_until(
+                lambda: len(user_turns) >= 3,
+                TURNS_TIMEOUT,
+                lambda: (
+                    f"three user turns (got {user_turns!r}; finals "
+                    f"{[t.text for t in transcripts if t.is_final]!r}; "
+                    f"{len(transcripts)} transcripts; emulator items "
+                    f"{len(emu.committed_items())})"
+                ),
+            )
+            items = emu.committed_items()
+            committed_seconds = sum(len(item.audio) for item in items) / BYTES_PER_SECOND
+
+            def usage_settled() -> bool:
+                entries = stt_usage(session.usage)
+                return bool(entries) and entries[0].audio_duration >= committed_seconds - 1e-3
+
+            await wait_until(
+                usage_settled,
+                2.0,
+                lambda: f"STT usage of {committed_seconds:.3f} s (have {stt_usage(session.usage)})",
+            )
+            # snapshot before closing: closing the session flushes the trailing silence too
+            finals = [t.text for t in transcripts if t.is_final]
+            interims = [t for t in transcripts if not t.is_final]
+            turns = list(user_turns)
+            items = emu.committed_items()
+            events = list(emu.events)
+            usage_now = stt_usage(session.usage)
+            usage_events = [stt_usage(u) for u in usage_updates]
+            pushed = bytes(mic.pushed)
+        finally:
+            await session.aclose()
+            await stt.aclose()
+
+    # what the user of the session sees
+    assert finals == lines
+    assert turns == lines
+    assert not errors, [e.error for e in errors]
+
+    # interims are the whole hypothesis so far (not deltas), ahead of each final
+    assert interims, "no interim transcripts: the model streams deltas while audio arrives"
+    turn = 0
+    for t in transcripts:
+        if t.is_final:
+            turn += 1
+        elif turn < len(lines):
+            assert lines[turn].startswith(t.text), (turn, t.text)
+
+    # what OpenAI received: one session, one client commit per utterance, none refused
+    assert len(emu.sessions) == 1
+    sent = [e.event["type"] for e in events if e.direction == "in"]
+    answered = [e.event for e in events if e.direction == "out"]
+    assert sent.count("input_audio_buffer.commit") == 3
+    assert [e for e in answered if e["type"] == "error"] == []
+    assert [item.committed_by for item in items] == ["client"] * 3
+    assert [item.status for item in items] == ["completed"] * 3
+    assert [item.transcript for item in items] == lines
+
+    # the committed audio is exactly the audio the session was given, from its first byte
+    committed = b"".join(item.audio for item in items)
+    assert len(committed) <= len(pushed)
+    for name, reference in (("pushed", pushed), ("WAV + silence", wav_pcm + bytes(len(pushed)))):
+        at = first_difference(committed, reference[: len(committed)])
+        assert at is None, (
+            f"committed audio differs from the {name} audio at {at / BYTES_PER_SECOND:.3f} s"
+        )
+    # ... cut at the ends of speech: each item holds one whole utterance
+    bounds: list[tuple[int, int]] = []
+    start = 0
+    for item in items:
+        bounds.append((start, start + len(item.audio)))
+        start += len(item.audio)
+    for (item_start, item_end), (speech_start, speech_end) in zip(bounds, utterances, strict=True):
+        assert item_start <= speech_start and speech_end <= item_end
+
+    # usage: the committed seconds, as the session reports them
+    assert len(usage_now) == 1
+    assert usage_now[0].model == "gpt-realtime-whisper"
+    assert usage_now[0].audio_duration == pytest.approx(committed_seconds, abs=1e-4)
+    assert usage_events and usage_events[-1] == usage_now

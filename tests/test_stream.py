@@ -3,12 +3,13 @@ sees, and what reached the server."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
 from pydantic import TypeAdapter
 
-from livekit.agents import APIError, APIStatusError, inference, stt
+from livekit.agents import APIError, APIStatusError, inference, stt, vad
 from livekit.plugins import openai_rt
 from livekit.plugins.openai_rt.testing import (
     EmulatedItem,
@@ -184,14 +185,21 @@ async def test_server_vad_model_commits_on_the_server(sample_pcm: bytes) -> None
 
 async def test_detected_language_is_reported(sample_pcm: bytes) -> None:
     async with Emulator(api_key=KEY) as emu:
+        # no language hint: the language on the final can only come from the server
         stt_ = openai_rt.STT(
-            model="gpt-transcribe", language="de", api_key=KEY, base_url=emu.base_url
+            model="gpt-transcribe", language=None, api_key=KEY, base_url=emu.base_url
         )
         try:
             events = await drive(stt_.stream(), sample_pcm[:96000])
         finally:
             await stt_.aclose()
-    assert [ev.alternatives[0].language for ev in of_type(events, FINAL)] == ["de"]
+        completed = [
+            e.event for e in emu.events if e.event["type"].endswith("transcription.completed")
+        ]
+    assert "language" not in emu.sessions[0].config["audio"]["input"]["transcription"]
+    reported = completed[0]["languages"][0]["code"]
+    assert reported
+    assert [ev.alternatives[0].language for ev in of_type(events, FINAL)] == [reported]
 
 
 async def test_refused_key_fails_fast_with_401(
@@ -301,3 +309,33 @@ async def test_every_client_event_is_a_valid_realtime_client_event(
     for ev in emulator.events:
         if ev.direction == "out":
             server_events.validate_python(ev.event)
+
+
+class _BrokenVADStream(vad.VADStream):
+    async def _main_task(self) -> None:
+        raise RuntimeError("vad model crashed")
+
+
+class _BrokenVAD(vad.VAD):
+    """A VAD whose every stream crashes: the STT must fail loudly, not go quiet."""
+
+    def __init__(self) -> None:
+        super().__init__(capabilities=vad.VADCapabilities(update_interval=0.032))
+
+    def stream(self) -> vad.VADStream:
+        return _BrokenVADStream(self)
+
+
+async def test_a_crashed_vad_fails_the_stream_loudly(
+    emulator: Emulator, sample_pcm: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    stt_ = openai_rt.STT(api_key=KEY, base_url=emulator.base_url, vad=_BrokenVAD())
+    try:
+        with pytest.raises(APIError) as info:
+            # without the check the stream would wait forever for a VAD that is gone
+            await asyncio.wait_for(drive(stt_.stream(), sample_pcm, realtime=10.0), 10.0)
+    finally:
+        await stt_.aclose()
+    assert info.value.retryable is False
+    assert "vad model crashed" in info.value.message
+    assert any("task failed" in r.getMessage() for r in error_records(caplog))

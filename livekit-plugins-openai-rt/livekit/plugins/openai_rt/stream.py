@@ -96,6 +96,7 @@ class SpeechStream(stt.RecognizeStream):
         self._needs_new_session = False
         self._expired = False
         self._final_retried = False
+        self._helper_error: BaseException | None = None
 
     # ------------------------------------------------------------------------------------------
     # lifecycle
@@ -107,10 +108,17 @@ class SpeechStream(stt.RecognizeStream):
         tasks = [asyncio.create_task(self._pump(vad_stream), name="openai_rt.pump")]
         if vad_stream is not None:
             tasks.append(asyncio.create_task(self._vad_loop(vad_stream), name="openai_rt.vad"))
+        sessions = asyncio.create_task(self._sessions(), name="openai_rt.sessions")
+        for task in tasks:
+            task.add_done_callback(lambda t: self._on_helper_done(t, sessions))
         try:
-            while not self._finished.is_set():
-                if await self._session():
-                    return
+            await sessions
+        except asyncio.CancelledError:
+            if self._helper_error is None:
+                raise
+            raise APIError(
+                f"openai_rt internal error: {self._helper_error!r}", retryable=False
+            ) from self._helper_error
         except APIError:
             raise
         except Exception as e:
@@ -126,6 +134,25 @@ class SpeechStream(stt.RecognizeStream):
             if self._speaking:
                 self._end_of_speech(time.time())
             await self._close_ws()
+
+    async def _sessions(self) -> None:
+        """One session after another until the stream is finished."""
+        while not self._finished.is_set():
+            if await self._session():
+                return
+
+    def _on_helper_done(self, task: asyncio.Task[None], sessions: asyncio.Task[None]) -> None:
+        """A pump or VAD task that dies would stop audio without a word: fail the stream."""
+        if task.cancelled() or task.exception() is None or self._helper_error is not None:
+            return
+        self._helper_error = task.exception()
+        logger.error(
+            "openai_rt %s task failed",
+            task.get_name(),
+            exc_info=task.exception(),
+            extra=self._extra(),
+        )
+        sessions.cancel()
 
     async def _session(self) -> bool:
         """Run one websocket session. True when the stream is finished, False to go on in a

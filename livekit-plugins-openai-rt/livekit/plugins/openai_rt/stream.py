@@ -457,7 +457,11 @@ class SpeechStream(stt.RecognizeStream):
                 if len(self._chunk) >= CHUNK_BYTES:
                     await self._append_chunk()
                 if vad_stream is not None:
-                    vad_stream.push_frame(item)
+                    try:
+                        vad_stream.push_frame(item)
+                    except RuntimeError:
+                        # the VAD stream closed under us: its own task reports why
+                        vad_stream = None
             else:
                 await self._append_chunk()
                 if self._opts.server_commits:

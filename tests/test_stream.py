@@ -339,3 +339,20 @@ async def test_a_crashed_vad_fails_the_stream_loudly(
     assert info.value.retryable is False
     assert "vad model crashed" in info.value.message
     assert any("task failed" in r.getMessage() for r in error_records(caplog))
+
+
+async def test_malformed_and_unknown_server_events_are_counted_not_fatal(
+    sample_pcm: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    faults = FaultPlan(malformed_json_after_bytes=50_000, unknown_event_after_bytes=100_000)
+    async with Emulator(api_key=KEY, faults=faults) as emu:
+        stt_ = openai_rt.STT(api_key=KEY, base_url=emu.base_url)
+        try:
+            stream = stt_.stream()
+            events = await drive(stream, sample_pcm[:192000], flush_at=(2.0,))
+        finally:
+            await stt_.aclose()
+        assert_transcripts_prove_audio(events, emu.committed_items(), sample_pcm[:192000])
+    assert stream.ignored_server_events == 2
+    assert any("malformed" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert not error_records(caplog)

@@ -87,7 +87,7 @@ class SpeechStream(stt.RecognizeStream):
         self._time_offset: float | None = None
         self._first_audio_wall: float | None = None
         self._quick_failures = 0
-        self._unknown_events = 0
+        self._ignored_events = 0
         self._input_ended_at: float | None = None
         self._owed_since: float | None = None
         self._send_started: float | None = None
@@ -97,6 +97,12 @@ class SpeechStream(stt.RecognizeStream):
         self._expired = False
         self._final_retried = False
         self._helper_error: BaseException | None = None
+
+    @property
+    def ignored_server_events(self) -> int:
+        """Server frames this stream could not use: malformed JSON or unknown event types
+        (each logged; none stops the stream)."""
+        return self._ignored_events
 
     # ------------------------------------------------------------------------------------------
     # lifecycle
@@ -585,10 +591,10 @@ class SpeechStream(stt.RecognizeStream):
         elif isinstance(ev, p.SessionCreated):
             self._on_session_created(ev)
         elif isinstance(ev, p.Malformed):
-            self._unknown_events += 1
+            self._ignored_events += 1
             logger.warning("ignoring a malformed server event: %s", ev.reason, extra=self._extra())
         elif isinstance(ev, p.Unknown):
-            self._unknown_events += 1
+            self._ignored_events += 1
             logger.debug("ignoring unknown server event %r", ev.type, extra=self._extra())
 
     def _on_delta(self, ev: p.TranscriptDelta) -> None:

@@ -42,3 +42,11 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package."""
     session.install("-e", PACKAGE, *TYPING_DEPS)
     session.run("mypy", "-p", "livekit.plugins.openai_rt")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """This plugin side by side with livekit-plugins-openai 1.8.9 on the emulator: prints one
+    table and writes bench-results.json (``-- --quick`` for a smoke run, ``-- --help``)."""
+    session.install("-e", PACKAGE, "livekit-plugins-openai==1.8.9")
+    session.run("python", "bench/run.py", *session.posargs)

@@ -79,26 +79,27 @@ def session_update(config: SessionConfig, *, event_id: str | None = None) -> dic
     return event
 
 
-_APPEND_HEAD = '{"type":"input_audio_buffer.append","audio":"'
-_APPEND_TAIL = '"}'
+_APPEND_HEAD = b'{"type":"input_audio_buffer.append","audio":"'
+_APPEND_TAIL = b'"}'
 
 
-def append_message(pcm: bytes | bytearray | memoryview) -> str:
-    """A serialized ``input_audio_buffer.append`` (§3.2), built without ``json.dumps``.
+def append_message(pcm: bytes | bytearray | memoryview) -> bytes:
+    """A serialized ``input_audio_buffer.append`` (§3.2), as the UTF-8 payload of a text frame.
 
-    Base64 needs no JSON escaping, so the message is two constant strings around the payload.
+    Built without ``json.dumps`` or a str round trip: base64 is ASCII and needs no JSON
+    escaping, so the message is two constant byte strings around the encoded audio.
     """
-    return _APPEND_HEAD + base64.b64encode(pcm).decode("ascii") + _APPEND_TAIL
+    return _APPEND_HEAD + base64.b64encode(pcm) + _APPEND_TAIL
 
 
-def commit_message(event_id: str) -> str:
+def commit_message(event_id: str) -> bytes:
     """A serialized ``input_audio_buffer.commit``; ``event_id`` lets errors name the commit."""
-    return '{"type":"input_audio_buffer.commit","event_id":' + json.dumps(event_id) + "}"
+    return b'{"type":"input_audio_buffer.commit","event_id":' + json.dumps(event_id).encode() + b"}"
 
 
-def encode(event: Mapping[str, Any]) -> str:
-    """Serialize a client event."""
-    return json.dumps(event, separators=(",", ":"))
+def encode(event: Mapping[str, Any]) -> bytes:
+    """Serialize a client event as the UTF-8 payload of a text frame."""
+    return json.dumps(event, separators=(",", ":")).encode()
 
 
 # --------------------------------------------------------------------------------------------

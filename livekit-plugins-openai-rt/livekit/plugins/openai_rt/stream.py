@@ -38,6 +38,8 @@ from .options import STTOptions
 if TYPE_CHECKING:
     from .stt import STT
 
+TEXT = aiohttp.WSMsgType.TEXT
+
 CHUNK_BYTES = p.BYTES_PER_SECOND // 20
 """Audio goes out in ~50 ms appends: small enough for prompt interims, few enough messages."""
 
@@ -47,8 +49,9 @@ QUICK_FAILURE_SECONDS = 5.0
 MAX_QUICK_FAILURES = 3
 """Instant failures in a row after which the stream stops instead of reconnecting again."""
 
-SUPERVISE_TICK = 0.25
-"""How often a live session checks its timers (final wait, watchdog, roll-over)."""
+SUPERVISE_TICK = 1.0
+"""How often a live session checks its timers (final wait, watchdog, roll-over). Finishing is
+event-driven; these timers all count in seconds, and every wake-up costs loop time at scale."""
 
 
 class SpeechStream(stt.RecognizeStream):
@@ -248,7 +251,7 @@ class SpeechStream(stt.RecognizeStream):
         """
         opts = self._opts
         while True:
-            await asyncio.sleep(SUPERVISE_TICK)
+            await asyncio.sleep(self._tick())
             now = time.monotonic()
             if self._input_ended_at is not None and not self._finished.is_set():
                 if now - self._input_ended_at > opts.final_timeout:
@@ -279,6 +282,13 @@ class SpeechStream(stt.RecognizeStream):
                     extra={**self._extra(), "reason": switch},
                 )
                 return False
+
+    def _tick(self) -> float:
+        """Timer resolution: a fraction of the shortest timer in force, at most a second."""
+        tick = min(SUPERVISE_TICK, self._opts.result_timeout / 4, self._opts.final_timeout / 4)
+        if self._rollover_at is not None and self._hard_deadline is not None:
+            tick = min(tick, (self._hard_deadline - self._rollover_at) / 4)
+        return max(tick, 0.01)
 
     def _switch_reason(self, now: float) -> str | None:
         """Why the stream should move to a new session now, if it should.
@@ -357,7 +367,7 @@ class SpeechStream(stt.RecognizeStream):
         """Send ``session.update`` and wait for ``session.updated``; audio meanwhile queues."""
         deadline = time.monotonic() + self._conn_options.timeout
         update = p.session_update(self._opts.session_config(), event_id="session_update")
-        await ws.send_str(p.encode(update))
+        await ws.send_frame(p.encode(update), TEXT)
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -413,9 +423,9 @@ class SpeechStream(stt.RecognizeStream):
                     continue
                 start = open_sent if seg is open_seg else 0
                 for chunk in seg.chunks[start:]:
-                    await ws.send_str(p.append_message(chunk))
+                    await ws.send_frame(p.append_message(chunk), TEXT)
                     resent += len(chunk)
-                await ws.send_str(p.commit_message(seg.commit_event_id))
+                await ws.send_frame(p.commit_message(seg.commit_event_id), TEXT)
                 seg.commit_sent = True
                 self._owed_since = time.monotonic()
                 sent_segments.add(seg.seq)
@@ -424,7 +434,7 @@ class SpeechStream(stt.RecognizeStream):
                 open_seg, open_sent = ledger.open, 0
             while open_sent < len(open_seg.chunks):
                 chunk = open_seg.chunks[open_sent]
-                await ws.send_str(p.append_message(chunk))
+                await ws.send_frame(p.append_message(chunk), TEXT)
                 resent += len(chunk)
                 open_sent += 1
                 progressed = True
@@ -503,7 +513,7 @@ class SpeechStream(stt.RecognizeStream):
             if seg.commit_sent and self._owed_since is None:
                 self._owed_since = time.monotonic()
 
-    async def _send(self, message: str) -> bool:
+    async def _send(self, message: bytes) -> bool:
         """Send on the live socket; False (and not ready) when it is going away. The receive
         loop sees the close and the ledger replays what did not make it."""
         ws = self._ws
@@ -511,7 +521,7 @@ class SpeechStream(stt.RecognizeStream):
             return False
         self._send_started = time.monotonic()
         try:
-            await ws.send_str(message)
+            await ws.send_frame(message, TEXT)
             return True
         except (ConnectionError, aiohttp.ClientError, RuntimeError):
             self._ready = False

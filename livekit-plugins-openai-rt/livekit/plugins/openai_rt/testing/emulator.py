@@ -4,9 +4,9 @@ Every behaviour cites its source in the protocol reference
 (``shared/reference/openai-realtime-protocol.md`` beside this repository, "the reference" below)
 by section, and carries the reference's evidence tag: [V] verified from OpenAI's SDK or docs,
 [O] observed against the live API by a third party, [C] claimed by client code, [I] inferred (the
-emulator's choice; it is configurable or documented here). Where the real server's behaviour is unknown, the emulator is
-*at least as strict* as the real server plausibly is, so a client that works here is not relying on
-leniency that may not exist.
+emulator's choice; it is configurable or documented here). Where the real server's behaviour is
+unknown, the emulator is *at least as strict* as the real server plausibly is, so a client that
+works here is not relying on leniency that may not exist.
 
 Implemented: reference §7 A (connection and routing, except translation), B (session
 configuration), C (audio buffer, with a deterministic energy VAD), D (transcription output) and E

@@ -91,6 +91,7 @@ class SpeechStream(stt.RecognizeStream):
         self._first_audio_wall: float | None = None
         self._quick_failures = 0
         self._ignored_events = 0
+        self._background: set[asyncio.Future[bool]] = set()
         self._input_ended_at: float | None = None
         self._owed_since: float | None = None
         self._send_started: float | None = None
@@ -358,7 +359,9 @@ class SpeechStream(stt.RecognizeStream):
             return
         if self._ready and self._ws is not None:
             update = p.session_update(new.session_config(), event_id="session_update")
-            asyncio.ensure_future(self._send(p.encode(update)))
+            task = asyncio.ensure_future(self._send(p.encode(update)))
+            self._background.add(task)  # keep a reference until the send is done
+            task.add_done_callback(self._background.discard)
 
     # ------------------------------------------------------------------------------------------
     # session set-up
@@ -412,6 +415,7 @@ class SpeechStream(stt.RecognizeStream):
         lost = ledger.take_unheld()
         self._interims.clear()
         self._stopped_ms.clear()
+        self._early.clear()  # results for the old socket's item ids can no longer match
         resent = 0
         sent_segments: set[int] = set()
         open_seg: Segment | None = None

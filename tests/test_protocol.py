@@ -1,5 +1,5 @@
-"""The sans-I/O protocol core: client events per model, server event parsing, error
-classification. No sockets."""
+"""The sans-I/O protocol codec: the upgrade URL and headers, client events per model, server
+event parsing. No sockets."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import json
 import pytest
 
 from livekit.plugins.openai_rt import protocol as p
-from livekit.plugins.openai_rt.connection import auth_headers, realtime_url
 from livekit.plugins.openai_rt.models import estimate_cost_usd, model_spec
 
 
@@ -71,18 +70,67 @@ def test_append_message_is_the_json_the_server_expects() -> None:
 
 
 def test_url_never_carries_the_model_unless_asked() -> None:
-    url = realtime_url(
+    url = p.realtime_url(
         "https://api.openai.com/v1", model="gpt-realtime-whisper", model_in_url=False
     )
     assert url == "wss://api.openai.com/v1/realtime?intent=transcription"
-    gw = realtime_url("http://gw.local:4000/v1/", model="gpt-realtime-whisper", model_in_url=True)
+    gw = p.realtime_url("http://gw.local:4000/v1/", model="gpt-realtime-whisper", model_in_url=True)
     assert gw == "ws://gw.local:4000/v1/realtime?intent=transcription&model=gpt-realtime-whisper"
     with pytest.raises(ValueError, match="base_url"):
-        realtime_url("api.openai.com/v1", model="m", model_in_url=False)
+        p.realtime_url("api.openai.com/v1", model="m", model_in_url=False)
+
+
+def test_url_keeps_the_base_urls_query_and_adds_intent() -> None:
+    # Azure's api-version and a gateway's routing ride in the base URL's query
+    url = p.realtime_url(
+        "https://gw.example.com/openai/v1?api-version=2025-04-01&team=a%20b",
+        model="gpt-realtime-whisper",
+        model_in_url=True,
+    )
+    assert url == (
+        "wss://gw.example.com/openai/v1/realtime?api-version=2025-04-01&team=a+b"
+        "&intent=transcription&model=gpt-realtime-whisper"
+    )
+    # an intent or model already in the base URL is replaced, not doubled
+    url = p.realtime_url(
+        "https://h/v1?intent=x&model=old", model="gpt-realtime-whisper", model_in_url=True
+    )
+    assert url == "wss://h/v1/realtime?intent=transcription&model=gpt-realtime-whisper"
+
+
+@pytest.mark.parametrize(
+    ("base_url", "message"),
+    [
+        ("https://user:secret@api.openai.com/v1", "must not carry credentials"),
+        ("https://api.openai.com/v1\r\nX-Evil: 1", "control characters"),
+        ("ftp://api.openai.com/v1", "http"),
+        ("https:///v1", "http"),
+    ],
+)
+def test_unusable_base_urls_are_refused(base_url: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as info:
+        p.realtime_url(base_url, model="m", model_in_url=False)
+    assert "secret" not in str(info.value)
+
+
+def test_a_key_with_a_newline_is_refused_without_repeating_it() -> None:
+    with pytest.raises(ValueError, match="control characters") as info:
+        p.check_api_key("sk-abc123\n")
+    assert "sk-abc123" not in str(info.value)
+    p.check_api_key("sk-abc123")
+
+
+def test_loopback_and_plaintext_detection() -> None:
+    assert p.is_loopback_host("http://127.0.0.1:8080/v1")
+    assert p.is_loopback_host("ws://localhost/v1")
+    assert p.is_loopback_host("http://[::1]:80/v1")
+    assert not p.is_loopback_host("http://10.0.0.5/v1")
+    assert p.is_plaintext("http://h/v1") and p.is_plaintext("ws://h/v1")
+    assert not p.is_plaintext("https://h/v1")
 
 
 def test_auth_headers_have_no_beta_header() -> None:
-    headers = auth_headers("sk-test")
+    headers = p.auth_headers("sk-test")
     assert headers["Authorization"] == "Bearer sk-test"
     assert not any(k.lower() == "openai-beta" for k in headers)
 
@@ -158,7 +206,9 @@ def test_parse_completed_with_each_usage_kind_logprobs_and_language() -> None:
         )
     )
     assert isinstance(tokens, p.TranscriptCompleted)
-    assert tokens.usage == p.Usage(kind="tokens", input_tokens=71, output_tokens=8, audio_tokens=64)
+    assert tokens.usage == p.Usage(
+        kind="tokens", input_tokens=71, output_tokens=8, audio_tokens=64, text_tokens=7
+    )
     assert tokens.logprobs == [-0.5]
     assert p.confidence(tokens.logprobs) == pytest.approx(0.6065, abs=1e-4)
     assert p.confidence(None) == 0.0
@@ -208,60 +258,6 @@ def test_malformed_frames_never_raise(raw: str | bytes) -> None:
 def test_a_known_type_with_missing_fields_is_malformed_not_a_crash() -> None:
     ev = p.parse_server_event('{"type": "input_audio_buffer.committed"}')
     assert isinstance(ev, p.Malformed)
-
-
-@pytest.mark.parametrize(
-    ("code", "type_", "configuring", "action"),
-    [
-        ("input_audio_buffer_commit_empty", "invalid_request_error", False, p.ErrorAction.IGNORE),
-        ("session_expired", "invalid_request_error", False, p.ErrorAction.RECONNECT),
-        (None, "server_error", False, p.ErrorAction.RECONNECT),
-        ("invalid_model", "invalid_request_error", False, p.ErrorAction.FATAL),
-        ("invalid_value", "invalid_request_error", True, p.ErrorAction.FATAL),
-        ("unknown_parameter", "invalid_request_error", False, p.ErrorAction.FATAL),
-        ("insufficient_quota", "insufficient_quota", False, p.ErrorAction.FATAL),
-        ("invalid_api_key", "invalid_request_error", False, p.ErrorAction.FATAL),
-        ("never_seen_before", "invalid_request_error", False, p.ErrorAction.IGNORE),
-        ("never_seen_before", "invalid_request_error", True, p.ErrorAction.FATAL),
-    ],
-)
-def test_error_classification(
-    code: str | None, type_: str, configuring: bool, action: p.ErrorAction
-) -> None:
-    verdict = p.classify_error(p.ServerError(code, type_, "m"), configuring=configuring)
-    assert verdict.action is action
-    assert verdict.hint
-
-
-@pytest.mark.parametrize(
-    ("code", "reason", "action"),
-    [
-        (4000, "invalid_request_error.invalid_model", p.ErrorAction.FATAL),
-        (4000, "invalid_request_error.beta_api_shape_disabled", p.ErrorAction.FATAL),
-        (4000, "invalid_request_error.something_new", p.ErrorAction.FATAL),
-        (1000, "invalid_request_error.session_expired", p.ErrorAction.RECONNECT),
-        (1006, "", p.ErrorAction.RECONNECT),
-        (1011, "", p.ErrorAction.RECONNECT),
-        (1001, "", p.ErrorAction.RECONNECT),
-    ],
-)
-def test_close_classification(code: int, reason: str, action: p.ErrorAction) -> None:
-    assert p.classify_close(code, reason).action is action
-
-
-@pytest.mark.parametrize(
-    ("status", "action"),
-    [
-        (401, p.ErrorAction.FATAL),
-        (403, p.ErrorAction.FATAL),
-        (404, p.ErrorAction.FATAL),
-        (429, p.ErrorAction.RECONNECT),
-        (500, p.ErrorAction.RECONNECT),
-        (503, p.ErrorAction.RECONNECT),
-    ],
-)
-def test_handshake_status_classification(status: int, action: p.ErrorAction) -> None:
-    assert p.classify_http_status(status).action is action
 
 
 def test_model_table_rules() -> None:

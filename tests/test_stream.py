@@ -353,6 +353,6 @@ async def test_malformed_and_unknown_server_events_are_counted_not_fatal(
         finally:
             await stt_.aclose()
         assert_transcripts_prove_audio(events, emu.committed_items(), sample_pcm[:192000])
-    assert stream.ignored_server_events == 2
+    assert stream.skipped_server_frames == 2
     assert any("malformed" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
     assert not error_records(caplog)

@@ -1,70 +1,119 @@
 """Sans-I/O bookkeeping of a stream's audio: what was appended, committed, transcribed.
 
-The ledger is what makes "nothing lost, nothing duplicated" checkable and replayable: every byte
-of audio belongs to exactly one :class:`Segment` (the open one, or a committed one waiting for its
-transcript), segments are released in commit order, and after a socket dies the ledger says
-which audio the next socket must receive again. No sockets, no clocks.
+The ledger is what makes "nothing lost, nothing duplicated" checkable and replayable. Positions
+are absolute byte offsets into the stream's audio (pcm16, 24 kHz), counted from its first byte.
+The audio itself is held once, contiguously, in an :class:`AudioStore`; a :class:`Segment` is a
+span of it that becomes (or will become) one server item. Every byte belongs to exactly one
+segment: a committed one waiting for its transcript, or the open one (appended since the last
+commit). Segments are released in commit order. After a socket dies the ledger says where the
+next socket's audio starts and how much of what is owed is gone past the replay bound.
 
-Positions are absolute byte offsets into the stream's audio (pcm16, 24 kHz), so a segment keeps
-its place even when the oldest audio is no longer held for replay.
+No sockets, no clocks.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import deque
 from dataclasses import dataclass, field
 
 from .protocol import BYTES_PER_SECOND, MIN_COMMIT_BYTES, ServerError, TranscriptCompleted
 
 
+class AudioStore:
+    """The held audio: the contiguous bytes ``[start, end)`` of the stream, in chunks.
+
+    Chunks are kept as appended (no copy); reading at a chunk boundary returns the chunk
+    itself. The oldest bytes are let go with :meth:`drop_before`.
+    """
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+        self._starts: list[int] = []
+        self._head = 0  # chunks before this index are dropped (compacted now and then)
+        self.start = 0
+        """Absolute position of the oldest byte held."""
+        self.end = 0
+        """Absolute position one past the newest byte held (= bytes appended so far)."""
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held."""
+        return self.end - self.start
+
+    def append(self, chunk: bytes) -> None:
+        """Hold ``chunk`` after the newest byte."""
+        if not chunk:
+            return
+        self._chunks.append(chunk)
+        self._starts.append(self.end)
+        self.end += len(chunk)
+
+    def read(self, pos: int, limit: int) -> bytes:
+        """Up to ``limit`` bytes from absolute position ``pos``, never crossing a chunk
+        boundary (so a read at a chunk's start returns that chunk without a copy).
+        ``pos`` must be held (``start <= pos < end``)."""
+        i = bisect_right(self._starts, pos, self._head) - 1
+        chunk = self._chunks[i]
+        off = pos - self._starts[i]
+        if off == 0 and len(chunk) <= limit:
+            return chunk
+        return chunk[off : off + limit]
+
+    def drop_before(self, pos: int) -> int:
+        """Let go of the bytes before ``pos``; returns how many were let go."""
+        pos = min(pos, self.end)
+        if pos <= self.start:
+            return 0
+        dropped = pos - self.start
+        i = bisect_right(self._starts, pos, self._head) - 1
+        if i >= self._head and self._starts[i] < pos:
+            # cut the chunk that holds ``pos``: keep its tail
+            off = pos - self._starts[i]
+            self._chunks[i] = self._chunks[i][off:]
+            self._starts[i] = pos
+        self._head = max(self._head, i)
+        if self._head > 256 and self._head * 2 > len(self._chunks):
+            del self._chunks[: self._head]
+            del self._starts[: self._head]
+            self._head = 0
+        self.start = pos
+        return dropped
+
+
 @dataclass(eq=False)
 class Segment:
-    """A span of the stream's audio that becomes (or will become) one server item.
+    """A span ``[start, end)`` of the stream's audio that becomes one server item.
 
     Attributes:
-        seq: 0-based order of the segment in the stream.
-        start_pos: absolute byte position of its first byte.
-        end_pos: absolute byte position one past its last byte.
-        chunks: the audio still held for replay (a suffix of the span when the oldest audio
-            went past the replay bound).
-        held: bytes in ``chunks``.
+        seq: order of the segment in the stream (also names its client commit).
+        start: absolute position of its first byte.
+        end: absolute position one past its last byte.
         by_server: the server's VAD committed it (rather than a client commit).
         item_id: the server item on the current socket, once ``committed`` named it.
-        commit_sent: a client commit for it went out on the current socket.
+        commit_issued: its client commit went out on the current socket.
         result: the ``completed`` event, once it arrived.
-        failure: the ``failed`` error, when the server could not transcribe it.
+        failure: why it will have no transcript (a ``failed`` item, or audio lost).
     """
 
     seq: int
-    start_pos: int
-    end_pos: int
-    chunks: list[bytes] = field(default_factory=list)
-    held: int = 0
+    start: int
+    end: int
     by_server: bool = False
     item_id: str | None = None
-    commit_sent: bool = False
+    commit_issued: bool = False
     result: TranscriptCompleted | None = None
     failure: ServerError | None = None
 
     @property
     def nbytes(self) -> int:
-        """Audio bytes in the span (held or not)."""
-        return self.end_pos - self.start_pos
+        """Audio bytes in the span."""
+        return self.end - self.start
 
     @property
     def seconds(self) -> float:
         """Audio seconds in the span."""
         return self.nbytes / BYTES_PER_SECOND
-
-    @property
-    def start_seconds(self) -> float:
-        """Stream time of the first byte, in seconds."""
-        return self.start_pos / BYTES_PER_SECOND
-
-    @property
-    def end_seconds(self) -> float:
-        """Stream time one past the last byte, in seconds."""
-        return self.end_pos / BYTES_PER_SECOND
 
     @property
     def done(self) -> bool:
@@ -77,42 +126,66 @@ class Segment:
         return f"commit_{self.seq}"
 
 
+@dataclass(frozen=True)
+class ReplayPlan:
+    """Where a new socket's audio starts, after :meth:`AudioLedger.reset_socket`.
+
+    Attributes:
+        start: absolute position of the first byte the new socket receives.
+        owed_bytes: bytes of untranscribed audio the new socket receives again.
+        lost_bytes: bytes of untranscribed audio that were let go past the replay bound and
+            cannot be sent again.
+        lost_segments: committed segments entirely let go (they end with no transcript).
+    """
+
+    start: int
+    owed_bytes: int
+    lost_bytes: int
+    lost_segments: tuple[Segment, ...] = field(default=())
+
+
+LOST_AUDIO = ServerError(
+    code=None,
+    type=None,
+    message="the audio went past the replay bound before it could be sent again",
+)
+"""The failure a segment gets when its audio was let go before a new socket could take it."""
+
+
 class AudioLedger:
     """Tracks a stream's audio from append to released transcript.
 
     Args:
-        replay_limit_bytes: most audio held for replay; past it the oldest held audio is let go
-            (it was sent; it is only lost if a socket dies before it is transcribed).
+        replay_limit_bytes: most untranscribed audio held for replay after a reconnect. Past it
+            the oldest held audio is let go, but never audio the live socket has not been sent
+            yet: that is a backlog, not a replay.
     """
 
     def __init__(self, *, replay_limit_bytes: int) -> None:
         self._replay_limit = replay_limit_bytes
         self._seq = 0
-        self.position = 0
-        """Bytes appended over the stream's life."""
-        self.open = Segment(seq=0, start_pos=0, end_pos=0)
+        self.store = AudioStore()
+        """The held audio."""
+        self.open = Segment(seq=0, start=0, end=0)
         """Audio appended since the last commit."""
         self.in_flight: deque[Segment] = deque()
         """Committed segments not released yet, in commit order."""
-        self.held = 0
-        """Bytes held for replay across all segments."""
-        self.unheld_bytes = 0
-        """Bytes let go past the replay bound and not yet reported."""
-        self.socket_origin = 0
-        """Absolute position of the first byte the current socket received."""
+        self.send_cursor: int | None = None
+        """Where the live socket's sending stands (None: no live socket). Audio from here on
+        was not sent on it yet, so the replay bound never lets it go. Kept by the session."""
+
+    @property
+    def position(self) -> int:
+        """Bytes appended over the stream's life."""
+        return self.store.end
 
     # -- input side -----------------------------------------------------------------------------
 
-    def append(self, pcm: bytes) -> None:
+    def append(self, chunk: bytes) -> None:
         """Add appended audio to the open segment."""
-        n = len(pcm)
-        self.open.chunks.append(pcm)
-        self.open.held += n
-        self.open.end_pos += n
-        self.position += n
-        self.held += n
-        if self.held > self._replay_limit:
-            self._let_go(self.held - self._replay_limit)
+        self.store.append(chunk)
+        self.open.end = self.store.end
+        self._apply_bound()
 
     def commit(self) -> Segment | None:
         """Close the open segment for a client commit.
@@ -123,52 +196,64 @@ class AudioLedger:
         if self.open.nbytes < MIN_COMMIT_BYTES:
             return None
         seg = self.open
-        self._start_open(seg.end_pos)
+        self._start_open(seg.end)
         self.in_flight.append(seg)
         return seg
 
-    def pad_open(self) -> bytes:
-        """Silence that brings a non-empty open segment up to the commit minimum (end of input:
-        a short tail is committed padded rather than dropped). Appended by the caller."""
+    def padding_needed(self) -> int:
+        """Bytes of silence that bring a non-empty open segment up to the commit minimum (end of
+        input: a short tail is committed padded rather than dropped)."""
         if 0 < self.open.nbytes < MIN_COMMIT_BYTES:
-            return bytes(MIN_COMMIT_BYTES - self.open.nbytes)
-        return b""
+            return MIN_COMMIT_BYTES - self.open.nbytes
+        return 0
 
     # -- server side ----------------------------------------------------------------------------
 
-    def on_committed(self, item_id: str, *, end_ms: int | None) -> Segment | None:
+    def on_committed(self, item_id: str, *, end_pos: int | None) -> Segment | None:
         """Attach a ``committed`` item to its segment.
 
-        ``end_ms`` is the ``audio_end_ms`` of the item's ``speech_stopped`` (server time), known
-        only when the server's VAD made the commit; it then covers the audio up to that point:
-        the head of the oldest pending segment that contains it (a client commit racing the
-        server's VAD) or of the open audio. Otherwise the item answers the oldest client commit
-        still waiting, or (a server commit with no ``speech_stopped``) takes all open audio.
+        ``end_pos`` is the stream position of the item's ``speech_stopped``, known only when the
+        server's VAD made the commit; the item then covers the audio up to that point: the head
+        of the oldest waiting segment that contains it (a client commit racing the server's
+        VAD) or of the open audio. Otherwise the item answers the oldest client commit still
+        waiting, or (a server commit with no ``speech_stopped``) takes all open audio.
         Returns None for a repeated ``committed``.
         """
         if self.find(item_id) is not None:
             return None
-        if end_ms is None:
-            for seg in self.in_flight:
-                if seg.commit_sent and seg.item_id is None:
-                    seg.item_id = item_id
-                    return seg
-            seg = self._split(self.open, self.open.end_pos)
+        if end_pos is None:
+            waiting = self.oldest_waiting_commit()
+            if waiting is not None:
+                waiting.item_id = item_id
+                return waiting
+            seg = self._split_open(self.open.end)
         else:
-            pos = self.socket_origin + end_ms * 48
-            target = self.open
             for i, pending in enumerate(self.in_flight):
-                if pending.item_id is None and pending.start_pos < pos < pending.end_pos:
-                    head = self._split(pending, pos)
-                    self.in_flight.insert(i, head)
-                    head.by_server = True
+                if pending.item_id is None and pending.start < end_pos < pending.end:
+                    head = Segment(
+                        seq=self._next_seq(), start=pending.start, end=end_pos, by_server=True
+                    )
+                    pending.start = end_pos
                     head.item_id = item_id
+                    self.in_flight.insert(i, head)
                     return head
-            seg = self._split(target, min(target.end_pos, max(target.start_pos, pos)))
+            seg = self._split_open(min(self.open.end, max(self.open.start, end_pos)))
         seg.by_server = True
         seg.item_id = item_id
         self.in_flight.append(seg)
         return seg
+
+    def oldest_waiting_commit(self) -> Segment | None:
+        """The oldest segment whose client commit went out on this socket and that no
+        ``committed`` named yet."""
+        for seg in self.in_flight:
+            if seg.commit_issued and seg.item_id is None:
+                return seg
+        return None
+
+    def waiting_commits(self) -> int:
+        """Client commits issued on this socket that no ``committed`` named yet."""
+        return sum(1 for seg in self.in_flight if seg.commit_issued and seg.item_id is None)
 
     def find(self, item_id: str) -> Segment | None:
         """The in-flight segment the current socket calls ``item_id``."""
@@ -177,127 +262,123 @@ class AudioLedger:
                 return seg
         return None
 
-    def commit_refused(self, event_id: str) -> Segment | None:
-        """A client commit was refused as too small (``input_audio_buffer_commit_empty``).
-
-        The server leaves its buffer as it was (§3.3), so the segment's audio goes with the next
-        commit: it is folded into the segment after it (or the open audio).
-        """
-        for i, seg in enumerate(self.in_flight):
-            if seg.commit_event_id == event_id and seg.item_id is None:
-                nxt = self.in_flight[i + 1] if i + 1 < len(self.in_flight) else self.open
-                nxt.start_pos = seg.start_pos
-                nxt.chunks[:0] = seg.chunks
-                nxt.held += seg.held
-                del self.in_flight[i]
+    def find_commit(self, event_id: str) -> Segment | None:
+        """The in-flight segment whose client commit carried ``event_id``."""
+        for seg in self.in_flight:
+            if seg.commit_event_id == event_id:
                 return seg
         return None
 
-    def abandon_open(self) -> int:
-        """Drop the open audio from the ledger (nothing will commit it); returns its size."""
-        n = self.open.nbytes
-        self.held -= self.open.held
-        self._start_open(self.open.end_pos)
-        return n
+    def refuse(self, seg: Segment) -> None:
+        """The server refused ``seg``'s commit and kept its buffer (§3.3): the audio goes with
+        the next commit, so it is folded into the segment after it (or the open audio)."""
+        i = self.in_flight.index(seg)
+        nxt = self.in_flight[i + 1] if i + 1 < len(self.in_flight) else self.open
+        nxt.start = seg.start
+        del self.in_flight[i]
 
     def release(self) -> list[Segment]:
         """Pop the segments that are done and have no undone segment before them."""
         out: list[Segment] = []
         while self.in_flight and self.in_flight[0].done:
-            seg = self.in_flight.popleft()
-            self.held -= seg.held
-            seg.chunks = []
-            seg.held = 0
-            out.append(seg)
+            out.append(self.in_flight.popleft())
+        if out:
+            self._drop_unneeded()
         return out
+
+    def owed(self) -> bool:
+        """A result is owed by the current socket: a commit went out (or the server committed)
+        and no transcript or failure came back yet."""
+        return any(
+            (s.commit_issued or s.item_id is not None) and not s.done for s in self.in_flight
+        )
+
+    def abandon_open(self) -> int:
+        """Drop the open audio (nothing will commit it); returns its size in bytes."""
+        n = self.open.nbytes
+        self._start_open(self.open.end)
+        self._drop_unneeded()
+        return n
 
     # -- reconnect ------------------------------------------------------------------------------
 
-    def reset_socket(self, *, server_commits: bool) -> list[Segment]:
-        """Forget the old socket's item ids; return the segments the new socket must receive
-        again, in order, before the open audio.
+    def reset_socket(self, *, server_commits: bool) -> ReplayPlan:
+        """Forget the old socket's item ids and plan what the new socket must receive.
 
-        With client commits every undone segment is re-committed as it was. When the server's
-        VAD commits, it must find the turns again, so undone segments (and the done ones queued
-        behind them, whose results would otherwise jump the order) go back into the open audio.
+        With client commits every undone segment is committed again as it was. When the
+        server's VAD commits, it must find the turns again, so undone segments (and the done
+        ones queued behind them, whose results would otherwise jump the order) go back into
+        the open audio. Audio let go past the replay bound is reported, and segments wholly
+        let go end with a :data:`LOST_AUDIO` failure.
         """
-        if server_commits and self.in_flight:
-            merged = self.in_flight[0]
-            merged_chunks: list[bytes] = []
-            held = 0
-            for seg in self.in_flight:
-                merged_chunks.extend(seg.chunks)
-                held += seg.held
-            merged_chunks.extend(self.open.chunks)
-            held += self.open.held
-            self.in_flight.clear()
-            self.open = Segment(
-                seq=merged.seq,
-                start_pos=merged.start_pos,
-                end_pos=self.open.end_pos,
-                chunks=merged_chunks,
-                held=held,
-            )
+        self.send_cursor = None
+        if server_commits and any(not s.done for s in self.in_flight):
+            first = next(i for i, s in enumerate(self.in_flight) if not s.done)
+            merge_from = self.in_flight[first].start
+            while len(self.in_flight) > first:
+                self.in_flight.pop()
+            self.open.start = merge_from
         for seg in self.in_flight:
             seg.item_id = None
-            seg.commit_sent = False
-        replay = [seg for seg in self.in_flight if not seg.done]
-        first = replay[0] if replay else self.open
-        self.socket_origin = first.end_pos - first.held if first.held else first.start_pos
-        return replay
-
-    def take_unheld(self) -> int:
-        """Bytes let go past the replay bound since the last call (for one warning)."""
-        n, self.unheld_bytes = self.unheld_bytes, 0
-        return n
+            seg.commit_issued = False
+        held_from = self.store.start
+        lost = 0
+        lost_segments: list[Segment] = []
+        owed = 0
+        for seg in [*self.in_flight, self.open]:
+            if seg.done:
+                continue
+            if seg.start < held_from:
+                gone = min(seg.end, held_from) - seg.start
+                lost += gone
+                if seg is not self.open and seg.end <= held_from:
+                    seg.failure = LOST_AUDIO
+                    lost_segments.append(seg)
+                    continue
+                seg.start += gone
+            owed += seg.nbytes
+        return ReplayPlan(
+            start=max(held_from, self._needed_from()),
+            owed_bytes=owed,
+            lost_bytes=lost,
+            lost_segments=tuple(lost_segments),
+        )
 
     # -- internals ------------------------------------------------------------------------------
 
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
     def _start_open(self, pos: int) -> None:
-        self._seq += 1
-        self.open = Segment(seq=self._seq, start_pos=pos, end_pos=pos)
+        self.open = Segment(seq=self._next_seq(), start=pos, end=pos)
 
-    def _split(self, seg: Segment, end: int) -> Segment:
-        """Cut ``seg`` at absolute position ``end``: return a new segment for the part before
-        it and keep the rest in ``seg`` (which keeps its place, commit state and seq)."""
-        held_start = seg.end_pos - seg.held
-        cut = end - held_start  # bytes of held audio that go to the head
-        head: list[bytes] = []
-        tail: list[bytes] = []
-        taken = 0
-        for chunk in seg.chunks:
-            if taken >= cut:
-                tail.append(chunk)
-            elif taken + len(chunk) <= cut:
-                head.append(chunk)
-            else:
-                head.append(chunk[: cut - taken])
-                tail.append(chunk[cut - taken :])
-            taken += len(chunk)
-        head_held = max(0, min(cut, seg.held))
-        self._seq += 1
-        out = Segment(
-            seq=self._seq, start_pos=seg.start_pos, end_pos=end, chunks=head, held=head_held
-        )
-        seg.start_pos = end
-        seg.chunks = tail
-        seg.held -= head_held
-        return out
+    def _split_open(self, end: int) -> Segment:
+        """Cut the open audio at ``end``: a new segment for the part before it."""
+        head = Segment(seq=self._next_seq(), start=self.open.start, end=end)
+        self.open.start = end
+        return head
 
-    def _let_go(self, excess: int) -> None:
-        """Drop ``excess`` bytes of the oldest held audio."""
-        for seg in (*self.in_flight, self.open):
-            while excess > 0 and seg.chunks:
-                chunk = seg.chunks[0]
-                if len(chunk) <= excess:
-                    seg.chunks.pop(0)
-                    n = len(chunk)
-                else:
-                    seg.chunks[0] = chunk[excess:]
-                    n = excess
-                seg.held -= n
-                self.held -= n
-                self.unheld_bytes += n
-                excess -= n
-            if excess <= 0:
-                return
+    def _needed_from(self) -> int:
+        """The oldest position still owed a transcript."""
+        for seg in self.in_flight:
+            if not seg.done:
+                return seg.start
+        return self.open.start
+
+    def _drop_unneeded(self) -> None:
+        """Let go of audio no segment needs any more (never audio the live socket has not
+        sent)."""
+        keep_from = self._needed_from()
+        if self.send_cursor is not None:
+            keep_from = min(keep_from, self.send_cursor)
+        self.store.drop_before(keep_from)
+
+    def _apply_bound(self) -> None:
+        """Keep at most the replay bound of held audio, letting the oldest go, but never audio
+        the live socket has not sent yet."""
+        floor = self.store.end - self._replay_limit
+        if self.send_cursor is not None:
+            floor = min(floor, self.send_cursor)
+        if floor > self.store.start:
+            self.store.drop_before(floor)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from livekit.agents import NotGivenOr
 from livekit.agents.utils import is_given
 
-from .connection import realtime_url
 from .models import DELAY_VALUES, NOISE_REDUCTION_VALUES, ModelSpec, model_spec
-from .protocol import TURN_DETECTION_TYPES, SessionConfig, TurnDetection
+from .protocol import TURN_DETECTION_TYPES, SessionConfig, TurnDetection, realtime_url
+from .session import Timers
 
 DEFAULT_SERVER_VAD: TurnDetection = {
     "type": "server_vad",
@@ -57,6 +58,25 @@ class STTOptions:
         new = dataclasses.replace(self, **{k: v for k, v in changes.items() if is_given(v)})
         validate(new)
         return new
+
+    def needs_new_session(self, old: STTOptions) -> bool:
+        """Whether moving from ``old`` to these options takes a new session: a new model, or a
+        value cleared, which a ``session.update`` cannot do (it only sets fields)."""
+        return (
+            self.model != old.model
+            or (old.language is not None and self.language is None)
+            or (old.prompt is not None and self.prompt is None)
+            or (old.delay is not None and self.delay is None)
+        )
+
+    def timers(self, *, configure_timeout: float) -> Timers:
+        """The session's timers (``configure_timeout`` comes from the connect options)."""
+        return Timers(
+            configure_timeout=configure_timeout,
+            result_timeout=self.result_timeout,
+            final_timeout=self.final_timeout,
+            rollover_margin=self.rollover_margin,
+        )
 
     def session_config(self) -> SessionConfig:
         """What ``session.update`` sends."""
@@ -109,13 +129,29 @@ def validate(opts: STTOptions) -> None:
             f"{opts.model} does not report logprobs; remove logprobs=True "
             "(gpt-4o-transcribe and gpt-4o-mini-transcribe do)"
         )
-    if opts.replay_seconds < 0:
-        raise ValueError(f"replay_seconds must be >= 0; got {opts.replay_seconds}")
-    for name in ("final_timeout", "result_timeout"):
-        if getattr(opts, name) <= 0:
-            raise ValueError(f"{name} must be > 0 seconds; got {getattr(opts, name)}")
-    if opts.rollover_margin < 0:
-        raise ValueError(f"rollover_margin must be >= 0 seconds; got {opts.rollover_margin}")
-    if opts.heartbeat is not None and opts.heartbeat <= 0:
-        raise ValueError(f"heartbeat must be None or > 0 seconds; got {opts.heartbeat}")
+    _check_number("replay_seconds", opts.replay_seconds, minimum=0.0)
+    _check_number("final_timeout", opts.final_timeout, minimum=0.0, inclusive=False)
+    _check_number("result_timeout", opts.result_timeout, minimum=0.0, inclusive=False)
+    _check_number("rollover_margin", opts.rollover_margin, minimum=0.0)
+    if opts.heartbeat is not None:
+        _check_number("heartbeat", opts.heartbeat, minimum=0.0, inclusive=False, none_ok=True)
     realtime_url(opts.base_url, model=opts.model, model_in_url=opts.model_in_url)
+
+
+def _check_number(
+    name: str,
+    value: object,
+    *,
+    minimum: float,
+    inclusive: bool = True,
+    none_ok: bool = False,
+) -> None:
+    """Raise ``ValueError`` unless ``value`` is a finite number above ``minimum``, with a
+    message that says what to pass (NaN compares false with everything, so it would pass a
+    plain range check and disable a watchdog)."""
+    bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
+    what = f"{name} must be {'None or ' if none_ok else ''}a finite number of seconds {bound}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{what}; got {value!r} ({type(value).__name__})")
+    if not math.isfinite(value) or value < minimum or (not inclusive and value == minimum):
+        raise ValueError(f"{what}; got {value!r}")

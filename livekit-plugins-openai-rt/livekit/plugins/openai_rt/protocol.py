@@ -1,21 +1,25 @@
-"""Sans-I/O core of the OpenAI Realtime transcription protocol.
+"""Sans-I/O codec of the OpenAI Realtime transcription protocol.
 
-Turns configuration into client events, server JSON into small typed records, and server
-failures (error codes, close codes, HTTP statuses) into one :class:`ErrorAction`. Nothing here
-touches a socket, a clock or an event loop, so all of it is tested without one.
+Builds the upgrade URL and headers, turns configuration into client events, and parses server
+JSON into small typed records. Nothing here touches a socket, a clock or an event loop, so all
+of it is tested without one. What to do about a failure is :mod:`.errors`' job; what to do
+about everything else is :mod:`.session`'s.
 
-Protocol facts come from ``openai-realtime-protocol.md``; section numbers are cited inline.
+Protocol facts are in ``docs/protocol.md``; section numbers are cited inline.
 """
 
 from __future__ import annotations
 
 import base64
-import enum
+import ipaddress
 import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from .version import __version__
 
 SAMPLE_RATE = 24000
 """The only PCM rate transcription sessions accept (§2.2 ``format``)."""
@@ -23,8 +27,13 @@ SAMPLE_RATE = 24000
 BYTES_PER_SECOND = SAMPLE_RATE * 2
 """pcm16 mono at 24 kHz."""
 
+BYTES_PER_MS = BYTES_PER_SECOND // 1000
+"""Bytes of pcm16 24 kHz audio per millisecond: converts the server's ``audio_*_ms``."""
+
 MIN_COMMIT_BYTES = BYTES_PER_SECOND // 10
 """A commit of less than 100 ms fails with ``input_audio_buffer_commit_empty`` (§3.3)."""
+
+USER_AGENT = f"livekit-plugins-openai-rt/{__version__}"
 
 LOGPROBS_INCLUDE = "item.input_audio_transcription.logprobs"
 
@@ -32,6 +41,78 @@ TurnDetection = Mapping[str, Any]
 """A ``server_vad`` / ``semantic_vad`` object as sent in ``audio.input.turn_detection``."""
 
 TURN_DETECTION_TYPES = ("server_vad", "semantic_vad")
+
+
+# --------------------------------------------------------------------------------------------
+# the upgrade request
+
+_WS_SCHEMES = {"https": "wss", "http": "ws", "wss": "wss", "ws": "ws"}
+
+
+def realtime_url(base_url: str, *, model: str, model_in_url: bool) -> str:
+    """The transcription websocket URL for an OpenAI-SDK style ``base_url``.
+
+    ``https://host/v1`` becomes ``wss://host/v1/realtime?intent=transcription``. A query the
+    base URL carries (a gateway's routing, Azure's ``api-version``) is kept, and ``intent`` is
+    added to it. The model is never in the URL unless ``model_in_url``: on OpenAI's endpoint
+    ``?model=`` selects a conversation session, and every transcription model is then refused
+    with ``invalid_model`` (§1.2); gateways that route on ``?model=`` opt in.
+
+    Raises ``ValueError`` for a URL that is not http(s)/ws(s), has no host, carries
+    credentials (``user:pass@``) or control characters.
+    """
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in base_url):
+        raise ValueError(f"base_url contains control characters: {base_url!r}")
+    parts = urlsplit(base_url.strip())
+    ws_scheme = _WS_SCHEMES.get(parts.scheme.lower())
+    if ws_scheme is None or not parts.hostname:
+        raise ValueError(
+            "base_url must be an http(s):// or ws(s):// URL such as "
+            f"'https://api.openai.com/v1', got {base_url!r}"
+        )
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(
+            "base_url must not carry credentials (user:pass@host): pass the key as api_key="
+        )
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "intent"]
+    query.append(("intent", "transcription"))
+    if model_in_url:
+        query = [(k, v) for k, v in query if k != "model"] + [("model", model)]
+    path = parts.path.rstrip("/") + "/realtime"
+    return urlunsplit((ws_scheme, parts.netloc, path, urlencode(query), ""))
+
+
+def is_loopback_host(url: str) -> bool:
+    """True when ``url``'s host is this machine (plain ``ws://`` is fine there)."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def is_plaintext(url: str) -> bool:
+    """True when ``url`` would carry the key unencrypted (``http://`` or ``ws://``)."""
+    return urlsplit(url).scheme.lower() in ("http", "ws")
+
+
+def check_api_key(api_key: str) -> None:
+    """Raise ``ValueError`` for a key that cannot go in a header (control characters, such as
+    a newline pasted with it). The message never repeats the key."""
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in api_key):
+        raise ValueError("api_key contains control characters (a trailing newline?): strip the key")
+
+
+def auth_headers(api_key: str) -> dict[str, str]:
+    """Headers for the upgrade request. No ``OpenAI-Beta``: the beta shape is refused (§1.3)."""
+    return {"Authorization": f"Bearer {api_key}", "User-Agent": USER_AGENT}
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its query string, for log lines (a gateway key could ride in it)."""
+    return url.split("?", 1)[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -95,6 +176,10 @@ def append_message(pcm: bytes | bytearray | memoryview) -> bytes:
 def commit_message(event_id: str) -> bytes:
     """A serialized ``input_audio_buffer.commit``; ``event_id`` lets errors name the commit."""
     return b'{"type":"input_audio_buffer.commit","event_id":' + json.dumps(event_id).encode() + b"}"
+
+
+CLEAR_MESSAGE = b'{"type":"input_audio_buffer.clear"}'
+"""A serialized ``input_audio_buffer.clear``: the server empties its buffer (§3.2)."""
 
 
 def encode(event: Mapping[str, Any]) -> bytes:
@@ -170,6 +255,7 @@ class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
     audio_tokens: int = 0
+    text_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,6 +420,7 @@ def _usage(usage: Any) -> Usage | None:
             input_tokens=int(usage.get("input_tokens") or 0),
             output_tokens=int(usage.get("output_tokens") or 0),
             audio_tokens=int(details.get("audio_tokens") or 0),
+            text_tokens=int(details.get("text_tokens") or 0),
         )
     return None
 
@@ -349,118 +436,3 @@ def confidence(logprobs: Sequence[float] | None) -> float:
     if not logprobs:
         return 0.0
     return math.exp(sum(logprobs) / len(logprobs))
-
-
-# --------------------------------------------------------------------------------------------
-# error classification: the one table every failure goes through
-
-
-class ErrorAction(enum.Enum):
-    """What the client does about a failure."""
-
-    IGNORE = "ignore"
-    """Benign: log a WARNING, the stream goes on."""
-    ITEM_FAILED = "item_failed"
-    """One item produced no transcript: log a WARNING, release the items after it."""
-    RECONNECT = "reconnect"
-    """Transient: open a new session and replay the audio that is not transcribed yet."""
-    FATAL = "fatal"
-    """Configuration or account problem: retrying cannot help. One ERROR, the stream fails."""
-
-
-@dataclass(frozen=True)
-class Classification:
-    """An :class:`ErrorAction` plus the advice the ERROR/WARNING line carries."""
-
-    action: ErrorAction
-    hint: str = ""
-
-
-_CONFIG_HINT = "check the STT options (model, language, delay, prompt, turn_detection)"
-
-ERROR_CODES: Mapping[str, Classification] = {
-    # recoverable, the session stays open (§3.3, §4.4)
-    "input_audio_buffer_commit_empty": Classification(
-        ErrorAction.IGNORE, "a commit found less than 100 ms of audio in the server buffer"
-    ),
-    # reconnect: the session is gone or the server failed (§4.4, §6)
-    "session_expired": Classification(
-        ErrorAction.RECONNECT, "the session reached its maximum duration"
-    ),
-    "server_error": Classification(ErrorAction.RECONNECT, "transient server failure"),
-    "rate_limit_exceeded": Classification(ErrorAction.RECONNECT, "rate limited; backing off"),
-    # fatal: configuration (§1.2, §4.4, seed001)
-    "invalid_model": Classification(
-        ErrorAction.FATAL,
-        "the server refused the model: check model=, and use model_in_url=True only with a "
-        "gateway that routes on ?model=",
-    ),
-    "invalid_value": Classification(ErrorAction.FATAL, _CONFIG_HINT),
-    "unknown_parameter": Classification(ErrorAction.FATAL, _CONFIG_HINT),
-    "invalid_parameter": Classification(
-        ErrorAction.FATAL, "base_url must point at a transcription-capable /v1 endpoint"
-    ),
-    "beta_api_shape_disabled": Classification(
-        ErrorAction.FATAL, "the server wants the GA protocol; check base_url and proxies"
-    ),
-    # fatal: account (LK-rt _FATAL_ERROR_CODES, §4.4)
-    "invalid_api_key": Classification(ErrorAction.FATAL, "set a valid OPENAI_API_KEY or api_key="),
-    "insufficient_quota": Classification(ErrorAction.FATAL, "the account has no quota left"),
-    "account_deactivated": Classification(ErrorAction.FATAL, "the account is deactivated"),
-    "billing_hard_limit_reached": Classification(
-        ErrorAction.FATAL, "the account reached its billing limit"
-    ),
-    "credit_balance_exhausted": Classification(ErrorAction.FATAL, "the account has no credit left"),
-}
-
-ERROR_TYPES: Mapping[str, Classification] = {
-    "server_error": Classification(ErrorAction.RECONNECT, "transient server failure"),
-    "authentication_error": Classification(
-        ErrorAction.FATAL, "set a valid OPENAI_API_KEY or api_key="
-    ),
-    "permission_error": Classification(ErrorAction.FATAL, "the key lacks access to this model"),
-}
-
-
-def classify_error(error: ServerError, *, configuring: bool = False) -> Classification:
-    """Classify an ``error`` event by code, then by type.
-
-    An unknown code during configuration (before ``session.updated``) is fatal, since the
-    session would run with settings it refused. Mid-stream, an unknown code is logged and the
-    stream goes on: "most errors are recoverable and the session will stay open" (seed002).
-    """
-    if error.code and error.code in ERROR_CODES:
-        return ERROR_CODES[error.code]
-    if error.type and error.type in ERROR_TYPES:
-        return ERROR_TYPES[error.type]
-    if configuring:
-        return Classification(ErrorAction.FATAL, _CONFIG_HINT)
-    return Classification(ErrorAction.IGNORE, "unrecognised error; the session stays open")
-
-
-def classify_close(code: int | None, reason: str = "") -> Classification:
-    """Classify a websocket close the client did not ask for.
-
-    4000 carries ``"<type>.<code>"`` and is a request error the server will repeat (§1.7);
-    every other close (1000 after ``session_expired``, 1001, 1006, 1011, …) is reconnectable.
-    """
-    if code == 4000:
-        _, _, err_code = reason.partition(".")
-        known = ERROR_CODES.get(err_code)
-        if known is not None and known.action is not ErrorAction.FATAL:
-            return known
-        return Classification(
-            ErrorAction.FATAL, known.hint if known else f"the server refused the session: {reason}"
-        )
-    return Classification(ErrorAction.RECONNECT, "the connection closed")
-
-
-def classify_http_status(status: int) -> Classification:
-    """Classify a refused websocket handshake."""
-    if status in (401, 403):
-        return Classification(
-            ErrorAction.FATAL, "the key was refused: set a valid OPENAI_API_KEY or api_key="
-        )
-    if status in (408, 409, 429) or status >= 500:
-        return Classification(ErrorAction.RECONNECT, "transient refusal")
-    return Classification(ErrorAction.FATAL, "check base_url (the endpoint refused the upgrade)")

@@ -1,0 +1,943 @@
+"""The transcription session as a sans-I/O state machine.
+
+A :class:`TranscriptionSession` is fed what happens to a stream (audio appended, a flush, the
+end of input, a parsed server event, a socket opened or lost, the passage of time) and answers
+with what to do: the next message to send (:meth:`~TranscriptionSession.data_to_send`), the
+records the stream emits (interim and final transcripts, usage, speech start and end), and
+explicit decisions (configure, replay, roll over, reconnect, finish, fail), all drained with
+:meth:`~TranscriptionSession.take_outputs`. It never opens a socket, awaits, or reads a clock:
+every input carries ``now`` (monotonic seconds). The asyncio adapter (:mod:`.stream`) does the
+I/O; tests drive this class directly with a fake clock.
+
+States (:class:`State`) and their transitions::
+
+    IDLE ──connecting()──> CONNECTING ──socket_opened()──> CONFIGURING ──session.updated──> LIVE
+     ^                        │                                │                             │
+     └──── connect_failed() ──┘                                └──── socket lost, ───────────┤
+     └──────────────── a reconnect or roll-over decision (socket_released()) ────────────────┘
+    any live state ──end of input and every result released──> FINISHED
+    any state ──fatal error──> FAILED
+
+Audio never waits for a socket: it goes into the :class:`~.ledger.AudioLedger` at once, and a
+send cursor walks the ledger while the session is LIVE. A flush is recorded in the ledger the
+moment it is taken, so losing a socket (or a send) can never lose or merge an utterance: the
+next socket's cursor starts at the oldest audio still owed a transcript (the replay).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from . import protocol as p
+from .errors import Action, Verdict, classify_close, classify_error
+from .ledger import LOST_AUDIO, AudioLedger, ReplayPlan, Segment
+from .log import logger
+from .models import model_spec
+
+CHUNK_BYTES = p.BYTES_PER_SECOND // 20
+"""Audio goes out in ~50 ms appends: small enough for prompt interims, few enough messages."""
+
+QUICK_FAILURE_SECONDS = 5.0
+"""A session that fails this soon after it was configured counts as an instant failure."""
+
+MAX_QUICK_FAILURES = 3
+"""Instant failures in a row after which the stream stops instead of reconnecting again."""
+
+MAX_PARKED_RESULTS = 64
+"""Results for item ids no ``committed`` named yet, kept until one does (bounded)."""
+
+RELEASED_IDS_KEPT = 64
+"""Item ids already released, remembered to drop late deltas for them (bounded)."""
+
+
+class State(enum.Enum):
+    """Where a :class:`TranscriptionSession` is in its life."""
+
+    IDLE = "idle"
+    """No socket. Audio collects in the ledger; the adapter should connect."""
+    CONNECTING = "connecting"
+    """The adapter is opening a socket."""
+    CONFIGURING = "configuring"
+    """The socket is open and ``session.update`` sent; waiting for ``session.updated``."""
+    LIVE = "live"
+    """Configured: audio and commits flow."""
+    FINISHED = "finished"
+    """The input ended and every result was released. Terminal."""
+    FAILED = "failed"
+    """A failure retrying cannot fix. Terminal."""
+
+
+TRANSITIONS: Mapping[State, frozenset[State]] = {
+    State.IDLE: frozenset({State.CONNECTING, State.FINISHED, State.FAILED}),
+    State.CONNECTING: frozenset({State.CONFIGURING, State.IDLE, State.FINISHED, State.FAILED}),
+    State.CONFIGURING: frozenset({State.LIVE, State.IDLE, State.FINISHED, State.FAILED}),
+    State.LIVE: frozenset({State.IDLE, State.FINISHED, State.FAILED}),
+    State.FINISHED: frozenset(),
+    State.FAILED: frozenset(),
+}
+"""Every allowed state change; anything else is a bug and raises ``RuntimeError``."""
+
+SOCKET_STATES = frozenset({State.CONFIGURING, State.LIVE})
+"""States in which the session owns a socket."""
+
+
+# ------------------------------------------------------------------------------------------------
+# outputs
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    """A transcript for the stream to emit.
+
+    ``start``/``end`` are seconds of the stream's audio (0 = its first byte), 0.0 when unknown
+    (an interim before its commit).
+    """
+
+    kind: Literal["interim", "final"]
+    item_id: str
+    text: str
+    language: str
+    start: float = 0.0
+    end: float = 0.0
+    confidence: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    """What one committed item cost: audio seconds committed (or the server's own figure for
+    duration-billed models) and tokens for token-billed ones."""
+
+    item_id: str
+    audio_seconds: float
+    input_tokens: int = 0
+    output_tokens: int = 0
+    audio_tokens: int = 0
+    text_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStart:
+    """The server's VAD heard speech start, ``at`` seconds into the stream's audio."""
+
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechEnd:
+    """The server's VAD heard speech end, ``at`` seconds into the stream's audio."""
+
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why a session ended other than by finishing.
+
+    Attributes:
+        message: one line for the log and the exception.
+        action: ``RECONNECT``, ``ROLL_OVER`` or ``FATAL``.
+        kind: ``"server"`` (an error event or a close the server chose), ``"connection"`` (the
+            socket broke) or ``"timeout"`` (the server stopped answering).
+        body: structured details (code, type, param, close code) for the exception.
+    """
+
+    message: str
+    action: Action
+    kind: Literal["server", "connection", "timeout"] = "server"
+    body: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Configure:
+    """Decision: the socket is open; ``session.update`` goes out with ``config``."""
+
+    config: p.SessionConfig
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """Decision: the session is configured; the audio still owed a transcript goes out again
+    from ``plan.start`` (``plan.lost_bytes`` of it went past the replay bound)."""
+
+    plan: ReplayPlan
+
+
+@dataclass(frozen=True, slots=True)
+class RollOver:
+    """Decision: close this socket and go on in a new session (planned: no retry budget)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reconnect:
+    """Decision: this socket is gone or useless; open a new one (a retry)."""
+
+    failure: Failure
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """Decision: the input ended and every result was released; close the socket."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fail:
+    """Decision: stop the stream with ``failure``."""
+
+    failure: Failure
+
+
+Output = (
+    Transcript
+    | UsageRecord
+    | SpeechStart
+    | SpeechEnd
+    | Configure
+    | Replay
+    | RollOver
+    | Reconnect
+    | Finish
+    | Fail
+)
+"""Everything :meth:`TranscriptionSession.take_outputs` returns."""
+
+Ending = RollOver | Reconnect | Finish | Fail
+"""The decisions that end a socket's part in the session."""
+
+
+@dataclass(frozen=True)
+class Timers:
+    """The session's timers, in seconds (validated by the options)."""
+
+    configure_timeout: float = 10.0
+    """How long ``session.updated`` may take after the socket opened."""
+    result_timeout: float = 10.0
+    """A result owed for this long with no word from the server (or a send blocked this
+    long) means the socket is dead: reconnect and replay."""
+    final_timeout: float = 10.0
+    """After the end of input, the same watchdog with this bound if it is shorter."""
+    rollover_margin: float = 60.0
+    """Move to a new session this long before the server's ``expires_at``, at a pause."""
+
+
+# ------------------------------------------------------------------------------------------------
+# the session
+
+
+class TranscriptionSession:
+    """One stream's transcription, across as many server sessions as it takes.
+
+    Args:
+        config: what ``session.update`` sends.
+        timers: the watchdog and roll-over timers.
+        replay_limit_bytes: most untranscribed audio kept to replay after a reconnect.
+        local_vad: the stream runs a VAD of its own, so the server's speech events are not
+            reported (one source of speech start/end).
+    """
+
+    def __init__(
+        self,
+        config: p.SessionConfig,
+        *,
+        timers: Timers,
+        replay_limit_bytes: int,
+        local_vad: bool = False,
+    ) -> None:
+        self.config = config
+        self.timers = timers
+        self.ledger = AudioLedger(replay_limit_bytes=replay_limit_bytes)
+        self.local_vad = local_vad
+        self.state = State.IDLE
+        self.session_id = ""
+        """The server's id of the current session (empty before ``session.created``)."""
+        self.skipped_frames = 0
+        """Server frames that could not be used (malformed, unknown type, binary)."""
+        self.speaking = False
+        """Speech is in progress (from the server's VAD, or the stream's via
+        :meth:`set_speaking`): no roll-over now."""
+        self.input_ended = False
+        self.ending: Ending | None = None
+        """The decision that ended the current socket's part, until :meth:`socket_released`."""
+        self._outputs: list[Output] = []
+        self._pending = bytearray()  # appended audio not yet in the ledger (< one chunk)
+        self._control: deque[bytes] = deque()  # messages that go out before any audio
+        self._cursor = 0  # absolute position of the next audio byte to send on this socket
+        self._server_origin: list[tuple[int, int]] = []  # (server byte, stream position) marks
+        self._server_bytes = 0  # audio bytes sent on this socket
+        self._taken_at: float | None = None  # a message handed out and not yet reported sent
+        self._opened_at = 0.0
+        self._configured_at: float | None = None
+        self._wall_offset = 0.0  # wall clock minus monotonic clock, at socket open
+        self._config_sent: p.SessionConfig | None = None
+        self._new_session_wanted = False
+        self._owed_since: float | None = None
+        self._rollover_at: float | None = None
+        self._hard_deadline: float | None = None
+        self._quick_failures = 0
+        self._final_retried = False
+        self._stopped_at: dict[str, int] = {}  # server-VAD item -> stream position of its end
+        self._parked: dict[str, p.TranscriptCompleted | p.TranscriptFailed] = {}
+        self._texts: dict[str, str] = {}  # interim text per in-flight item
+        self._open_item: tuple[str, str] | None = None  # (id, text) of the item not committed
+        self._released: deque[str] = deque(maxlen=RELEASED_IDS_KEPT)
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    @property
+    def server_commits(self) -> bool:
+        """The server's VAD commits turns (else flushes, the stream's VAD and the end of input
+        do)."""
+        return self.config.turn_detection is not None
+
+    def take_outputs(self) -> list[Output]:
+        """The records and decisions produced since the last call, in order."""
+        out, self._outputs = self._outputs, []
+        return out
+
+    def has_outputs(self) -> bool:
+        """Whether :meth:`take_outputs` has anything."""
+        return bool(self._outputs)
+
+    def data_to_send(self, now: float) -> bytes | None:
+        """The next message for the socket, or None when there is nothing to send now.
+
+        The caller sends it and then calls :meth:`sent`; a message not reported sent for
+        ``result_timeout`` means the server stopped reading. Audio and commits come out only
+        while LIVE, in stream order: each segment's audio, then its commit, then the open audio.
+        """
+        if self._control:
+            self._taken_at = now
+            return self._control.popleft()
+        if self.state is not State.LIVE:
+            return None
+        msg = self._next_audio_message(now)
+        if msg is not None:
+            self._taken_at = now
+        return msg
+
+    def wants_to_send(self) -> bool:
+        """Whether :meth:`data_to_send` has a message now (a cheap check)."""
+        if self._control:
+            return True
+        if self.state is not State.LIVE:
+            return False
+        if self._cursor < self.ledger.position:
+            return True
+        return any(
+            not (seg.done or seg.commit_issued or seg.by_server) for seg in self.ledger.in_flight
+        )
+
+    def sent(self) -> None:
+        """The message last handed out by :meth:`data_to_send` went out."""
+        self._taken_at = None
+
+    def next_timer(self, now: float) -> float | None:
+        """Seconds until the next timer is due, or None when no timer runs."""
+        due = [d for d in self._deadlines() if d is not None]
+        return max(0.0, min(due) - now) if due else None
+
+    # -- inputs: audio -------------------------------------------------------------------------------
+
+    def audio(self, pcm: bytes | memoryview) -> None:
+        """Audio appended by the user (pcm16 mono, 24 kHz)."""
+        self._pending += pcm
+        if len(self._pending) >= CHUNK_BYTES:
+            self._seal()
+
+    def flush(self) -> bool:
+        """Commit the audio so far (the session's VAD ended a turn). Recorded at once; the
+        commit goes out when the socket has sent the audio before it. Returns False when no
+        commit was made (the server's VAD commits, or less than 100 ms is open: that audio
+        goes with the next commit)."""
+        self._seal()
+        if self.server_commits:
+            logger.debug("flush ignored: the server's VAD commits", extra=self._extra())
+            return False
+        return self.ledger.commit() is not None
+
+    def end_input(self) -> None:
+        """No more audio: commit what is left (a short tail padded to the 100 ms minimum), and
+        finish once every result is released."""
+        self.input_ended = True
+        self._commit_tail()
+        self._check_finished()
+
+    def set_speaking(self, speaking: bool) -> None:
+        """The stream's own VAD says whether speech is in progress (roll-over waits for a
+        pause)."""
+        self.speaking = speaking
+
+    def update_config(self, config: p.SessionConfig, *, new_session: bool) -> None:
+        """Options changed. In place with a ``session.update`` when the server allows it; with
+        ``new_session`` (a new model, a value an update cannot clear) by moving to a new session
+        at the next pause."""
+        if config == self.config:
+            return
+        self.config = config
+        if new_session:
+            self._new_session_wanted = True
+        elif self.state is State.LIVE:
+            self._send_config()
+        # CONNECTING or CONFIGURING: sent when session.updated arrives (see _on_updated)
+
+    # -- inputs: the socket ------------------------------------------------------------------------
+
+    def connecting(self) -> None:
+        """The adapter starts opening a socket."""
+        self._set_state(State.CONNECTING)
+
+    def connect_failed(self) -> None:
+        """The socket could not be opened (the adapter decides about retrying)."""
+        if self.state is State.CONNECTING:
+            self._set_state(State.IDLE)
+
+    def socket_opened(self, now: float, *, wall: float) -> None:
+        """The socket is open: configure the session (``wall`` is the wall clock at ``now``,
+        to read the server's ``expires_at``)."""
+        self._set_state(State.CONFIGURING)
+        self.session_id = ""
+        self.ending = None
+        self._opened_at = now
+        self._configured_at = None
+        self._wall_offset = wall - now
+        self._rollover_at = self._hard_deadline = None
+        self._control.clear()
+        self._taken_at = None
+        self._send_config()
+        self._emit(Configure(self.config))
+
+    def socket_closed(self, now: float, *, code: int | None, reason: str) -> None:
+        """The server closed the socket (``code`` None when it just broke)."""
+        if self.state not in SOCKET_STATES or self.ending is not None:
+            return
+        if code is None:
+            self._reconnect(
+                now, Failure(reason or "connection lost", Action.RECONNECT, "connection")
+            )
+            return
+        verdict = classify_close(code, reason)
+        message = f"OpenAI closed session {self.session_id or '?'} with {code} {reason!r}"
+        body = {"close_code": code, "reason": reason}
+        self._on_verdict(now, verdict, message, body)
+
+    def socket_released(self) -> None:
+        """The adapter closed the socket after an ending decision: back to IDLE (unless the
+        session finished or failed), ready for the next socket."""
+        self._forget_socket()
+        if self.state in SOCKET_STATES or self.state is State.CONNECTING:
+            self._set_state(State.IDLE)
+        self.ending = None
+
+    # -- inputs: server events ---------------------------------------------------------------------
+
+    def receive(self, ev: p.ServerEvent, now: float) -> None:
+        """A parsed server event."""
+        if self.state not in SOCKET_STATES or self.ending is not None:
+            return
+        if isinstance(ev, p.TranscriptDelta):
+            self._on_delta(ev, now)
+        elif isinstance(ev, p.TranscriptCompleted | p.TranscriptFailed):
+            self._on_result(ev, now)
+        elif isinstance(ev, p.Committed):
+            self._on_committed(ev, now)
+        elif isinstance(ev, p.SpeechStarted):
+            self._on_speech_started(ev)
+        elif isinstance(ev, p.SpeechStopped):
+            self._on_speech_stopped(ev)
+        elif isinstance(ev, p.ServerError):
+            self._on_error(ev, now)
+        elif isinstance(ev, p.SessionCreated):
+            self._on_created(ev)
+        elif isinstance(ev, p.SessionUpdated):
+            self._on_updated(now)
+        elif isinstance(ev, p.Malformed):
+            self.skipped_frames += 1
+            logger.warning("ignoring a malformed server event: %s", ev.reason, extra=self._extra())
+        elif isinstance(ev, p.Unknown):
+            self.skipped_frames += 1
+            logger.debug("ignoring unknown server event %r", ev.type, extra=self._extra())
+
+    def binary_frame(self, size: int) -> None:
+        """The server sent a binary frame, which the protocol does not use: counted, skipped."""
+        self.skipped_frames += 1
+        logger.debug("ignoring a binary frame of %d bytes", size, extra=self._extra())
+
+    # -- inputs: time --------------------------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        """Check the timers: the set-up deadline, the result watchdog, a blocked send, and the
+        moment to roll over to a new session."""
+        if self.ending is not None:
+            return
+        if self.state is State.CONFIGURING:
+            if now - self._opened_at >= self.timers.configure_timeout:
+                self._reconnect(
+                    now,
+                    Failure(
+                        f"no session.updated within {self.timers.configure_timeout:g} s "
+                        f"(session {self.session_id or '?'})",
+                        Action.RECONNECT,
+                        "timeout",
+                    ),
+                )
+            return
+        if self.state is not State.LIVE:
+            return
+        stall = self._stall_timeout()
+        if self._owed_since is not None and now - self._owed_since >= stall:
+            self._reconnect(
+                now,
+                Failure(
+                    f"no transcription result within {stall:g} s of a commit on session "
+                    f"{self.session_id}: the socket looks stalled "
+                    f"(result_timeout={self.timers.result_timeout:g} s)",
+                    Action.RECONNECT,
+                    "timeout",
+                ),
+            )
+            return
+        if self._taken_at is not None and now - self._taken_at >= self.timers.result_timeout:
+            self._reconnect(
+                now,
+                Failure(
+                    f"sending audio blocked for {self.timers.result_timeout:g} s on session "
+                    f"{self.session_id}: the server stopped reading",
+                    Action.RECONNECT,
+                    "timeout",
+                ),
+            )
+            return
+        reason = self._switch_reason(now)
+        if reason is not None:
+            logger.info("moving to a new session (%s)", reason, extra=self._extra())
+            self._end(RollOver(reason))
+
+    # -- internals: audio out ------------------------------------------------------------------------
+
+    def _seal(self) -> None:
+        if self._pending:
+            self.ledger.append(bytes(self._pending))
+            self._pending.clear()
+
+    def _commit_tail(self) -> None:
+        self._seal()
+        pad = self.ledger.padding_needed()
+        if pad:
+            self.ledger.append(bytes(pad))
+        self.ledger.commit()
+
+    def _next_audio_message(self, now: float) -> bytes | None:
+        ledger = self.ledger
+        for seg in ledger.in_flight:
+            if seg.done or seg.commit_issued or seg.by_server:
+                continue
+            if self._cursor < seg.start:
+                self._jump(seg.start)
+            if self._cursor < seg.end:
+                return self._append(seg.end)
+            seg.commit_issued = True
+            if self._owed_since is None:
+                self._owed_since = now
+            return p.commit_message(seg.commit_event_id)
+        if self._cursor < ledger.open.start:
+            self._jump(ledger.open.start)
+        if self._cursor < ledger.position:
+            return self._append(ledger.position)
+        return None
+
+    def _append(self, limit: int) -> bytes:
+        chunk = self.ledger.store.read(self._cursor, min(CHUNK_BYTES, limit - self._cursor))
+        self._cursor += len(chunk)
+        self._server_bytes += len(chunk)
+        self.ledger.send_cursor = self._cursor
+        return p.append_message(chunk)
+
+    def _jump(self, pos: int) -> None:
+        """Skip audio that needs no sending (already transcribed): the server's audio clock
+        and the stream's part ways here."""
+        self._cursor = pos
+        self._server_origin.append((self._server_bytes, pos))
+        self.ledger.send_cursor = pos
+
+    def _stream_pos(self, server_ms: int) -> int:
+        """The stream position of a server audio timestamp (ms of audio sent on this
+        socket)."""
+        server_byte = server_ms * p.BYTES_PER_MS
+        base_server, base_pos = 0, self._cursor
+        for s_byte, pos in self._server_origin:
+            if s_byte > server_byte:
+                break
+            base_server, base_pos = s_byte, pos
+        return base_pos + server_byte - base_server
+
+    def _send_config(self) -> None:
+        update = p.session_update(self.config, event_id="session_update")
+        self._control.append(p.encode(update))
+        self._config_sent = self.config
+
+    # -- internals: server events --------------------------------------------------------------------
+
+    def _on_created(self, ev: p.SessionCreated) -> None:
+        self.session_id = ev.session_id
+        self._plan_rollover(ev.expires_at)
+        logger.debug("session created", extra={**self._extra(), "expires_at": ev.expires_at})
+
+    def _on_updated(self, now: float) -> None:
+        if self.state is State.LIVE:
+            logger.debug("session options updated", extra=self._extra())
+            return
+        self._set_state(State.LIVE)
+        self._configured_at = now
+        if self._config_sent != self.config:
+            # options changed while the session was being set up: they must reach it too
+            self._send_config()
+        plan = self.ledger.reset_socket(server_commits=self.server_commits)
+        self._texts.clear()
+        self._open_item = None
+        self._stopped_at.clear()
+        self._parked.clear()  # results for the old socket's item ids can no longer match
+        self._cursor = plan.start
+        self._server_bytes = 0
+        self._server_origin = [(0, plan.start)]
+        self.ledger.send_cursor = plan.start
+        self._owed_since = None
+        self._emit(Replay(plan))
+        if plan.lost_bytes:
+            logger.warning(
+                "replaying %.2f s of audio to the new session; %.2f s older than the replay "
+                "bound could not be replayed%s",
+                plan.owed_bytes / p.BYTES_PER_SECOND,
+                plan.lost_bytes / p.BYTES_PER_SECOND,
+                f" ({len(plan.lost_segments)} utterance(s) lost)" if plan.lost_segments else "",
+                extra={**self._extra(), "lost_bytes": plan.lost_bytes},
+            )
+        elif plan.owed_bytes:
+            logger.debug(
+                "replaying %.2f s of audio",
+                plan.owed_bytes / p.BYTES_PER_SECOND,
+                extra=self._extra(),
+            )
+        if plan.lost_segments:
+            self._release(now)
+        if self.input_ended:
+            # the end-of-input commit went back into the open audio with the old socket
+            self._commit_tail()
+        self._check_finished()
+
+    def _on_delta(self, ev: p.TranscriptDelta, now: float) -> None:
+        seg = self.ledger.find(ev.item_id)
+        if seg is not None:
+            if seg.done:
+                return
+            if self._owed_since is not None:
+                self._owed_since = now  # the server is working on what it owes
+            text = self._texts.get(ev.item_id, "") + ev.delta
+            self._texts[ev.item_id] = text
+        elif (
+            ev.item_id in self._released or not model_spec(self.config.model).streams_before_commit
+        ):
+            # a late delta for a released item, or one for an item this stream never committed
+            return
+        else:
+            # the item the server builds from the open audio (streaming models)
+            if self._open_item is None or self._open_item[0] != ev.item_id:
+                self._open_item = (ev.item_id, "")
+            text = self._open_item[1] + ev.delta
+            self._open_item = (ev.item_id, text)
+        if text.strip():
+            self._emit(
+                Transcript(
+                    "interim",
+                    ev.item_id,
+                    text,
+                    self.config.language or "",
+                    confidence=p.confidence(ev.logprobs),
+                )
+            )
+
+    def _on_committed(self, ev: p.Committed, now: float) -> None:
+        end_pos = self._stopped_at.pop(ev.item_id, None)
+        seg = self.ledger.on_committed(ev.item_id, end_pos=end_pos)
+        if seg is None:
+            return
+        self._owed_since = now
+        if self._open_item is not None and self._open_item[0] == ev.item_id:
+            self._texts[ev.item_id] = self._open_item[1]
+            self._open_item = None
+        parked = self._parked.pop(ev.item_id, None)
+        if parked is not None:
+            self._on_result(parked, now)
+
+    def _on_result(self, ev: p.TranscriptCompleted | p.TranscriptFailed, now: float) -> None:
+        seg = self.ledger.find(ev.item_id)
+        if seg is None:
+            seg = self._bind_unnamed_result(ev)
+            if seg is None:
+                return
+        if seg.done:
+            return
+        if isinstance(ev, p.TranscriptCompleted):
+            seg.result = ev
+        else:
+            seg.failure = ev.error
+            logger.warning(
+                "transcription failed for one item (%s); the stream goes on",
+                ev.error.message,
+                extra={**self._extra(), "item_id": ev.item_id, "code": ev.error.code},
+            )
+        self._quick_failures = 0
+        self._release(now)
+
+    def _bind_unnamed_result(
+        self, ev: p.TranscriptCompleted | p.TranscriptFailed
+    ) -> Segment | None:
+        """A result for an item no ``committed`` named. If exactly one client commit waits for
+        its ``committed``, the result is that commit's; otherwise it is parked until a
+        ``committed`` names it (and the watchdog decides if none ever does)."""
+        if ev.item_id in self._released:
+            return None
+        if not self.server_commits and self.ledger.waiting_commits() == 1:
+            seg = self.ledger.oldest_waiting_commit()
+            assert seg is not None
+            seg.item_id = ev.item_id
+            return seg
+        if len(self._parked) < MAX_PARKED_RESULTS:
+            self._parked[ev.item_id] = ev
+        return None
+
+    def _release(self, now: float) -> None:
+        for seg in self.ledger.release():
+            self._emit_final(seg)
+        self._owed_since = now if self.ledger.owed() else None
+        self._check_finished()
+
+    def _emit_final(self, seg: Segment) -> None:
+        item_id = seg.item_id or ""
+        if item_id:
+            self._released.append(item_id)
+            self._texts.pop(item_id, None)
+        result = seg.result
+        start = seg.start / p.BYTES_PER_SECOND
+        end = seg.end / p.BYTES_PER_SECOND
+        if result is not None and result.transcript.strip():
+            self._emit(
+                Transcript(
+                    "final",
+                    item_id,
+                    result.transcript,
+                    result.language or self.config.language or "",
+                    start=start,
+                    end=end,
+                    confidence=p.confidence(result.logprobs),
+                )
+            )
+        if seg.failure is LOST_AUDIO:
+            return  # it never reached a server that transcribed it: nothing to bill
+        usage = result.usage if result is not None else None
+        if usage is None:
+            self._emit(UsageRecord(item_id, seg.seconds))
+            return
+        seconds = usage.seconds if usage.kind == "duration" else seg.seconds
+        self._emit(
+            UsageRecord(
+                item_id,
+                seconds,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                audio_tokens=usage.audio_tokens,
+                text_tokens=usage.text_tokens,
+            )
+        )
+
+    def _on_speech_started(self, ev: p.SpeechStarted) -> None:
+        self._stopped_at.pop(ev.item_id, None)
+        if self.local_vad or self.speaking:
+            return
+        self.speaking = True
+        self._emit(SpeechStart(self._stream_pos(ev.audio_start_ms) / p.BYTES_PER_SECOND))
+
+    def _on_speech_stopped(self, ev: p.SpeechStopped) -> None:
+        pos = self._stream_pos(ev.audio_end_ms)
+        self._stopped_at[ev.item_id] = pos
+        if self.local_vad or not self.speaking:
+            return
+        self.speaking = False
+        self._emit(SpeechEnd(pos / p.BYTES_PER_SECOND))
+
+    def _on_error(self, err: p.ServerError, now: float) -> None:
+        verdict = classify_error(err.code, err.type, configuring=self.state is State.CONFIGURING)
+        extra = {**self._extra(), "code": err.code, "param": err.param}
+        if verdict.action is Action.REFUSED_COMMIT:
+            self._on_refused_commit(err, now)
+            return
+        if verdict.action is Action.WARN:
+            logger.warning("server warning (%s): %s", err.code, err.message, extra=extra)
+            return
+        message = f"OpenAI error on session {self.session_id or '?'} ({err.code}): {err.message}"
+        body = {"code": err.code, "type": err.type, "param": err.param}
+        self._on_verdict(now, verdict, message, body)
+
+    def _on_refused_commit(self, err: p.ServerError, now: float) -> None:
+        """The server kept its buffer (§3.3). The refused commit is the one the error names,
+        or, when it names none (``event_id`` null, as observed), the oldest commit no
+        ``committed`` answered: never the next item's."""
+        seg = (
+            self.ledger.find_commit(err.event_id)
+            if err.event_id
+            else self.ledger.oldest_waiting_commit()
+        )
+        extra = {**self._extra(), "code": err.code}
+        if seg is None or seg.item_id is not None:
+            logger.warning("server warning (%s): %s", err.code, err.message, extra=extra)
+            return
+        logger.warning(
+            "the server refused a commit (%s: %s); its audio goes with the next one",
+            err.code,
+            err.message,
+            extra=extra,
+        )
+        self.ledger.refuse(seg)
+        self._owed_since = now if self.ledger.owed() else None
+        if not self.input_ended:
+            return
+        # after the end of input there is no next commit: retry once, then let that audio go
+        # (the server had less than we sent, e.g. its VAD already committed it)
+        if not self._final_retried:
+            self._final_retried = True
+            self._commit_tail()
+            return
+        dropped = self.ledger.abandon_open()
+        logger.warning(
+            "end of input: the server refused to commit the last %.0f ms of audio twice; "
+            "not waiting for it",
+            dropped / p.BYTES_PER_SECOND * 1000,
+            extra=self._extra(),
+        )
+        self._check_finished()
+
+    def _on_verdict(
+        self, now: float, verdict: Verdict, message: str, body: Mapping[str, object]
+    ) -> None:
+        failure = Failure(f"{message} -> {verdict.hint}", verdict.action, "server", body)
+        if verdict.action is Action.FATAL:
+            self._fail(failure)
+        elif verdict.action is Action.ROLL_OVER:
+            logger.warning(
+                "session ended by the server (%s); continuing in a new session",
+                verdict.hint,
+                extra=self._extra(),
+            )
+            self._end(RollOver(verdict.hint))
+        else:
+            self._reconnect(now, failure)
+
+    # -- internals: decisions ------------------------------------------------------------------------
+
+    def _reconnect(self, now: float, failure: Failure) -> None:
+        """Reconnect, unless sessions keep failing right after they open."""
+        quick = self._configured_at is None or now - self._configured_at < QUICK_FAILURE_SECONDS
+        self._quick_failures = self._quick_failures + 1 if quick else 0
+        if self._quick_failures >= MAX_QUICK_FAILURES:
+            self._fail(
+                Failure(
+                    f"{self._quick_failures} sessions in a row failed right after opening "
+                    f"(last: {failure.message}); giving up instead of reconnecting again",
+                    Action.FATAL,
+                    failure.kind,
+                    failure.body,
+                )
+            )
+            return
+        self._end(Reconnect(failure))
+
+    def _fail(self, failure: Failure) -> None:
+        self._set_state(State.FAILED)
+        self._end(Fail(failure))
+
+    def _end(self, decision: Ending) -> None:
+        self.ending = decision
+        self._emit(decision)
+
+    def _check_finished(self) -> None:
+        if not self.input_ended or self.ending is not None or self.state is State.FAILED:
+            return
+        if self.ledger.in_flight or self.ledger.open.nbytes or self._pending:
+            return
+        self._set_state(State.FINISHED)
+        self._end(Finish())
+
+    def _stall_timeout(self) -> float:
+        if self.input_ended:
+            return min(self.timers.result_timeout, self.timers.final_timeout)
+        return self.timers.result_timeout
+
+    def _deadlines(self) -> list[float | None]:
+        if self.ending is not None:
+            return []
+        if self.state is State.CONFIGURING:
+            return [self._opened_at + self.timers.configure_timeout]
+        if self.state is not State.LIVE:
+            return []
+        owed = self._owed_since + self._stall_timeout() if self._owed_since is not None else None
+        blocked = (
+            self._taken_at + self.timers.result_timeout if self._taken_at is not None else None
+        )
+        return [owed, blocked, self._rollover_at, self._hard_deadline]
+
+    def _plan_rollover(self, expires_at: float | None) -> None:
+        """Schedule the roll-over ahead of ``expires_at`` (unix seconds)."""
+        self._rollover_at = self._hard_deadline = None
+        if expires_at is None:
+            return
+        expires = expires_at - self._wall_offset  # on the monotonic clock
+        lifetime = expires - self._opened_at
+        if lifetime <= 0:
+            return
+        margin = min(self.timers.rollover_margin, lifetime * 0.3)
+        self._rollover_at = expires - margin
+        self._hard_deadline = expires - min(5.0, lifetime * 0.1)
+
+    def _switch_reason(self, now: float) -> str | None:
+        """Why the stream should move to a new session now, if it should.
+
+        A planned switch waits for a boundary: no result owed and no speech in progress, so no
+        utterance straddles two sessions (the open audio moves whole, by replay). Past the hard
+        deadline it goes anyway; the replay still loses nothing.
+        """
+        if self._rollover_at is None and not self._new_session_wanted:
+            return None
+        if self._hard_deadline is not None and now >= self._hard_deadline:
+            return "session about to expire"
+        at_boundary = not self.ledger.in_flight and not self.speaking
+        if self._new_session_wanted and at_boundary:
+            return "model or language change"
+        if self._rollover_at is not None and now >= self._rollover_at and at_boundary:
+            return "session roll-over before expiry"
+        return None
+
+    def _forget_socket(self) -> None:
+        self._control.clear()
+        self._taken_at = None
+        self._owed_since = None
+        self._rollover_at = self._hard_deadline = None
+        self.ledger.send_cursor = None
+        if self.ending is not None and isinstance(self.ending, RollOver):
+            self._new_session_wanted = False
+
+    def _set_state(self, new: State) -> None:
+        if new is self.state:
+            return
+        if new not in TRANSITIONS[self.state]:
+            raise RuntimeError(f"session state {self.state.value} -> {new.value} is not allowed")
+        self.state = new
+
+    def _emit(self, output: Output) -> None:
+        self._outputs.append(output)
+
+    def _extra(self) -> dict[str, object]:
+        return {"session_id": self.session_id, "model": self.config.model}

@@ -1,7 +1,7 @@
 """One plugin's benchmark client: a pre-imported "zygote" that forks a fresh process per run.
 
 ``python bench/client.py --plugin ours|incumbent`` imports that plugin (and nothing of the
-other), prints ``ready``, then reads one JSON run spec per stdin line. For each it forks: the
+other; of the bench, only ``stats.py``, which is standard library only), prints ``ready``, then reads one JSON run spec per stdin line. For each it forks: the
 child opens N streams against the emulator, measures, writes its result JSON to ``spec["out"]``
 and exits; the parent prints one JSON status line. A fork keeps the ~4 s of imports out of
 every run while each run still starts from a clean process (no event loop, no allocations of an
@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import aiohttp
+from stats import maximum, percentile
 
 from livekit import rtc
 from livekit.agents import (
@@ -323,14 +324,6 @@ class GcWatch:
     def summary(self) -> dict[str, Any]:
         """Count, total and longest pause per generation."""
         return {f"gen{g}": [len(p), sum(p), max(p, default=0.0)] for g, p in enumerate(self.pauses)}
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (0 for no values)."""
-    if not values:
-        return 0.0
-    s = sorted(values)
-    return s[min(len(s) - 1, max(0, int(round(q / 100 * len(s) + 0.5)) - 1))]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -672,8 +665,8 @@ async def run_job(spec: dict[str, Any]) -> dict[str, Any]:
         result["peak_rss"] = peak_rss()
         result["rss_end"] = rss()
         result["timed_out"] = tracker.remaining > 0
-        result["feed_lag_max"] = max(lags, default=0.0)
-        result["feed_lag_p95"] = percentile(lags, 95)
+        result["feed_lag_max"] = maximum(lags, empty=0.0)
+        result["feed_lag_p95"] = percentile(lags, 95, empty=0.0)
         local = plugin in ("vad", "null")
         sent, received, socks = (0, 0, 0) if local else wire_bytes(spec["emu_port"])
         result["wire"] = {"sent": sent, "received": received, "sockets": socks}

@@ -83,7 +83,7 @@ class Run:
 
     def per_stream_kib(self, rss_key: str) -> float:
         """RSS growth from the run's baseline to ``rss_key``, KiB per stream."""
-        return (self.result[rss_key] - self.result["rss_base"]) / self.n / 1024
+        return float(self.result[rss_key] - self.result["rss_base"]) / self.n / 1024
 
 
 @dataclass(frozen=True)

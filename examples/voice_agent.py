@@ -1,6 +1,12 @@
 """A minimal LiveKit room voice agent that hears users through ``openai_rt.STT``.
 
+It also uses ``livekit-plugins-openai`` (LLM and TTS), which the plugin does not depend on:
+install the package with its ``examples`` extra, or let nox do it::
+
+    pip install "./livekit-plugins-openai-rt[examples]"      # from a clone of the repository
     python examples/voice_agent.py dev
+
+    nox -s example -- examples/voice_agent.py dev             # the same, in nox's virtualenv
 
 It needs these environment variables:
 
@@ -24,7 +30,15 @@ import logging
 
 from livekit.agents import Agent, AgentServer, AgentSession, JobContext, cli
 from livekit.agents.metrics.usage import STTModelUsage
-from livekit.plugins import openai, openai_rt
+from livekit.plugins import openai_rt
+
+try:
+    from livekit.plugins import openai
+except ImportError:  # not a dependency of the plugin
+    raise SystemExit(
+        "voice_agent.py also needs livekit-plugins-openai (LLM, TTS): "
+        'pip install "./livekit-plugins-openai-rt[examples]"'
+    ) from None
 
 logger = logging.getLogger("voice-agent")
 

@@ -1,7 +1,16 @@
-"""Developer sessions: ``nox -s demo``, ``nox -s tests``, ``nox -s lint``, ``nox -s typecheck``,
-``nox -s bench``. Each installs what it needs into its own virtualenv."""
+"""Developer sessions. Each installs what it needs into its own virtualenv under ``.nox/``.
+
+``nox -s demo``, ``nox -s tests``, ``nox -s lint``, ``nox -s typecheck``, ``nox -s package``,
+``nox -s pythons``, ``nox -s bench``; ``nox -s example -- examples/<name>.py [args]`` runs an
+example, ``nox -s emulator -- --port 8765`` the emulator. ``nox -l`` lists them.
+"""
 
 from __future__ import annotations
+
+import shutil
+import tarfile
+import zipfile
+from pathlib import Path
 
 import nox
 
@@ -13,6 +22,24 @@ PACKAGE = "livekit-plugins-openai-rt"
 TEST_DEPS = ["pytest>=8", "pytest-asyncio>=0.24", "openai>=3.28,<4"]
 LINT_DEPS = ["ruff>=0.8"]
 TYPING_DEPS = ["mypy>=1.13"]
+PACKAGING_DEPS = ["build>=1.2", "twine>=6.1"]
+
+OLDEST_AND_NEWEST_PYTHON = ["3.10", "3.13"]
+"""The ends of the supported range (the package's classifiers list 3.10 to 3.13)."""
+FAST_TESTS = [
+    "tests/test_protocol.py",
+    "tests/test_options.py",
+    "tests/test_ledger.py",
+    "tests/test_stream.py",
+    "tests/test_examples.py",
+]
+"""A subset of the suite that runs in seconds and still drives a stream against the emulator."""
+
+DIST = Path("dist")
+SDIST_TOP_LEVEL = {"PKG-INFO", "pyproject.toml", ".gitignore", "README.md", "LICENSE", "livekit"}
+"""All the sdist may hold: metadata, build configuration (hatchling always ships the .gitignore it
+built with, so that a wheel built from the sdist leaves out the same files), README, license and
+the code."""
 
 
 @nox.session
@@ -23,10 +50,41 @@ def demo(session: nox.Session) -> None:
 
 
 @nox.session
+def example(session: nox.Session) -> None:
+    """Run an example with the plugin and the examples' extras installed:
+    ``nox -s example -- examples/transcribe_file.py talk.wav`` or
+    ``nox -s example -- examples/voice_agent.py dev``."""
+    if not session.posargs:
+        session.error(
+            "which example? nox -s example -- examples/transcribe_file.py [file.wav] [options]"
+            " | examples/voice_agent.py dev"
+        )
+    session.install("-e", f"{PACKAGE}[examples]")
+    session.run("python", *session.posargs)
+
+
+@nox.session
+def emulator(session: nox.Session) -> None:
+    """Serve the emulator of OpenAI's transcription endpoint until Ctrl-C:
+    ``nox -s emulator -- --port 8765`` (``-- --help`` for its options)."""
+    session.install("-e", PACKAGE)
+    session.run("python", "-m", "livekit.plugins.openai_rt.testing", *session.posargs)
+
+
+@nox.session
 def tests(session: nox.Session) -> None:
     """The offline test suite (the emulator stands in for OpenAI)."""
     session.install("-e", PACKAGE, *TEST_DEPS)
     session.run("pytest", *(session.posargs or ["-q"]))
+
+
+@nox.session(python=OLDEST_AND_NEWEST_PYTHON)
+def pythons(session: nox.Session) -> None:
+    """The fast tests against the built package (not an editable install) on the oldest and
+    newest supported Python; an interpreter that is not installed is skipped."""
+    session.install("--force-reinstall", "--no-deps", f"./{PACKAGE}")
+    session.install(f"./{PACKAGE}", *TEST_DEPS)
+    session.run("pytest", "-q", *(session.posargs or FAST_TESTS))
 
 
 @nox.session
@@ -39,9 +97,52 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on the package."""
-    session.install("-e", PACKAGE, *TYPING_DEPS)
+    """mypy --strict on the package and the examples."""
+    session.install("-e", f"{PACKAGE}[examples]", *TYPING_DEPS)
     session.run("mypy", "-p", "livekit.plugins.openai_rt")
+    session.run("mypy", "examples")
+
+
+@nox.session
+def package(session: nox.Session) -> None:
+    """Build the sdist and the wheel into dist/, check them with ``twine check --strict`` (the
+    long description renders) and check that they carry the license and nothing else."""
+    shutil.rmtree(DIST, ignore_errors=True)
+    session.install(*PACKAGING_DEPS)
+    session.run("python", "-m", "build", "--outdir", str(DIST), PACKAGE)
+    session.run("twine", "check", "--strict", *sorted(str(p) for p in DIST.iterdir()))
+    problems = _sdist_problems(next(DIST.glob("*.tar.gz"))) + _wheel_problems(
+        next(DIST.glob("*.whl"))
+    )
+    if problems:
+        session.error("; ".join(problems))
+    session.log(f"{DIST}/: " + ", ".join(sorted(p.name for p in DIST.iterdir())))
+
+
+def _sdist_problems(sdist: Path) -> list[str]:
+    """What is wrong with the sdist's file list (empty when nothing is)."""
+    with tarfile.open(sdist) as tar:
+        names = [m.name.split("/", 1)[1] for m in tar.getmembers() if "/" in m.name]
+    problems = [
+        f"{sdist.name} holds {name}"
+        for name in names
+        if name.split("/", 1)[0] not in SDIST_TOP_LEVEL or "__pycache__" in name
+    ]
+    if "LICENSE" not in names:
+        problems.append(f"{sdist.name} has no LICENSE")
+    return problems
+
+
+def _wheel_problems(wheel: Path) -> list[str]:
+    """What is wrong with the wheel's file list (empty when nothing is)."""
+    with zipfile.ZipFile(wheel) as whl:
+        names = whl.namelist()
+    problems = [f"{wheel.name} holds {name}" for name in names if "__pycache__" in name]
+    if not any(name.endswith(".dist-info/licenses/LICENSE") for name in names):
+        problems.append(f"{wheel.name} has no dist-info/licenses/LICENSE")
+    if "livekit/plugins/openai_rt/py.typed" not in names:
+        problems.append(f"{wheel.name} has no py.typed")
+    return problems
 
 
 @nox.session

@@ -235,11 +235,6 @@ async def transcribe(args: argparse.Namespace, audio: Audio) -> None:
     api_key = os.environ.get("OPENAI_API_KEY")
     base_url: str = args.base_url or OPENAI_BASE_URL
     if args.base_url:
-        if not api_key:
-            raise InputError(
-                "--base-url needs OPENAI_API_KEY (an emulator started without --api-key "
-                "accepts any value)"
-            )
         print(f"using the server at {base_url} (model {model})")
     elif api_key:
         print(f"using OpenAI at {base_url} (model {model})")
@@ -347,7 +342,7 @@ def describe_failure(exc: BaseException) -> str:
         cause = exc.__cause__
         if isinstance(cause, APIError) and cause.message not in text:
             text = f"{text}: {cause.message}"
-    elif isinstance(exc, (ValueError, InputError)):
+    elif isinstance(exc, ValueError):
         text = str(exc)
     else:
         text = f"{type(exc).__name__}: {exc}"
@@ -428,6 +423,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {message}", file=sys.stderr, flush=True)
         return status
 
+    if args.base_url and not os.environ.get("OPENAI_API_KEY"):
+        message = (
+            "--base-url needs OPENAI_API_KEY (an emulator started without --api-key takes any)"
+        )
+        return fail(message, EXIT_BAD_INPUT)
     try:
         audio = read_wav(args.file)
     except InputError as e:
@@ -436,8 +436,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(transcribe(args, audio))
     except KeyboardInterrupt:
         return fail("interrupted", EXIT_INTERRUPTED)
-    except InputError as e:
-        return fail(str(e), EXIT_BAD_INPUT)
     except Exception as e:
         if args.debug:
             raise

@@ -13,12 +13,15 @@ service produces::
         item = (await emu.wait_for(emu.committed_items))[0]
         assert item.transcript == expected_transcript(item.audio)
 
-What it reproduces (each behaviour cites its source in ``emulator.py``): routing and auth at the
-upgrade (``?model=`` on a transcription URL fails with ``invalid_model`` and close 4000; the beta
-protocol is refused), session configuration with per-model rules (``turn_detection`` and ``prompt``
-rejected for ``gpt-realtime-whisper``, ``delay`` values, unknown parameters), the audio buffer (the
-100 ms commit minimum, a deterministic server VAD), per-model transcription output (deltas before
-or after the commit, duration or token usage, logprobs, diarization segments) and session expiry.
+What it reproduces: routing and auth at the upgrade (``?model=`` on a transcription URL fails
+with ``invalid_model`` and close 4000; the beta protocol is refused), session configuration with
+per-model rules (``turn_detection`` and ``prompt`` rejected for ``gpt-realtime-whisper``,
+``delay`` values, unknown parameters), the audio buffer (the 100 ms commit minimum, a
+deterministic server VAD), per-model transcription output (deltas before or after the commit,
+duration or token usage, logprobs, diarization segments) and session expiry, as specified by
+docs/protocol.md §7 A-E (translation sessions, docs/protocol.md §7 F, are answered with HTTP 501;
+REST client secrets, docs/protocol.md §7 G, are not emulated). Each behaviour cites its section
+of docs/protocol.md where it is implemented, with the evidence tag defined in docs/README.md.
 :class:`FaultPlan` injects refused handshakes, dropped or stalled connections, close frames,
 server errors, failed items and out-of-order completions.
 
@@ -26,19 +29,26 @@ Transcripts come from a :class:`Transcriber`: by default :class:`BlockCrcTranscr
 transcript is a pure function of the exact audio bytes (see :func:`expected_transcript`), or
 :class:`ScriptTranscriber` for readable demo text.
 
+Where things are:
+
+* ``server.py``: :class:`Emulator`, the aiohttp server: sockets, timers, event log, connection
+  faults.
+* ``routing.py``: authentication and routing of the websocket upgrade.
+* ``server_session.py``: one connection's protocol state machine, sans I/O (client events in,
+  server events out).
+* ``schema.py``: the session configuration and the validation of ``session.update``.
+* ``rules.py``: per-model rules and protocol limits, as data; ``settings.py``: the server-wide
+  settings a session reads.
+* ``output.py``: the transcription events per model and when they go out; ``vad.py``: the
+  energy VAD; ``outbox.py``: how a session hands events and timed work to the server.
+* ``records.py``: what tests inspect (sessions, items, logged events); ``faults.py``: the fault
+  plan; ``transcribers.py``: what text the audio "says"; ``audio.py``: G.711, energy, base64, ids.
+
 Run it standalone with ``python -m livekit.plugins.openai_rt.testing --port 8765``.
 """
 
 from __future__ import annotations
 
-from .emulator import (
-    MODEL_RULES,
-    EmulatedItem,
-    EmulatedSession,
-    Emulator,
-    LoggedEvent,
-    ModelRules,
-)
 from .faults import (
     UNKNOWN_EVENT_TYPE,
     CloseWith,
@@ -48,6 +58,9 @@ from .faults import (
     SendError,
     Stall,
 )
+from .records import EmulatedItem, EmulatedSession, LoggedEvent
+from .rules import MODEL_RULES, ModelRules
+from .server import Emulator
 from .transcribers import (
     BlockCrcTranscriber,
     ScriptTranscriber,

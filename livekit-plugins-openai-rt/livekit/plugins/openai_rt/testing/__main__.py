@@ -19,7 +19,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from .emulator import Emulator
+from .server import Emulator
 from .transcribers import BlockCrcTranscriber, ScriptTranscriber, Transcriber
 
 

@@ -1,0 +1,577 @@
+"""The emulator's network side: an aiohttp server that runs one server session per websocket.
+
+:class:`Emulator` accepts upgrades (refusing them as :mod:`.routing` and the fault plan decide),
+reads client frames, hands them to the connection's :class:`~.server_session.ServerSession`,
+writes what it returns, and runs its timers. It also logs every event in and out, and applies the
+connection faults of the :class:`~.faults.FaultPlan` (refused handshakes, drops, stalls, close
+frames, injected errors and junk frames). The protocol itself lives in the server session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+from aiohttp import WSMsgType, web
+
+from . import routing
+from .audio import b64_len
+from .faults import (
+    MALFORMED_FRAME,
+    UNKNOWN_EVENT_TYPE,
+    FaultPlan,
+    RandomDrop,
+    default_handshake_error_body,
+)
+from .outbox import Close, Outgoing
+from .records import EmulatedItem, EmulatedSession, LoggedEvent
+from .rules import MODEL_RULES, ModelRules
+from .schema import ApiError, Json
+from .server_session import ServerSession
+from .transcribers import BlockCrcTranscriber, Transcriber
+
+__all__ = ["Emulator"]
+
+T = TypeVar("T")
+
+
+@dataclass
+class _RawFrame:
+    """A text frame sent as is (the fault plan's malformed frame)."""
+
+    text: str
+
+
+class _Conn:
+    """Runtime state of one accepted websocket (the protocol state is in ``session``)."""
+
+    def __init__(
+        self,
+        session: ServerSession,
+        request: web.Request,
+        ws: web.WebSocketResponse,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.session = session
+        self.record = session.record
+        self.request = request
+        self.ws = ws
+        self.t0 = loop.time()
+        self.out: asyncio.Queue[Outgoing | _RawFrame] = asyncio.Queue()
+        self.writer: asyncio.Task[None] | None = None
+        # The one timer that calls session.poll at session.next_deadline().
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at: float | None = None
+        self.finished = False
+        self.dropped = False
+        self.read_stalled = False
+        self.answer_stalled = False
+        self.close_in_progress = False
+        # fault bookkeeping
+        self.fired: list[object] = []
+        self.random_drop_rule: RandomDrop | None = None
+        self.random_drop_at = 0
+
+    def was_fired(self, rule: object) -> bool:
+        return any(r is rule for r in self.fired)
+
+
+class Emulator:
+    """A local OpenAI Realtime transcription server, for tests and demos.
+
+    Use it as an async context manager (or call :meth:`start` / :meth:`aclose`)::
+
+        async with Emulator(api_key="test-key") as emu:
+            url = emu.ws_url      # ws://127.0.0.1:<port>/v1/realtime?intent=transcription
+            ...
+            await emu.wait_for(lambda: emu.committed_items())
+
+    Args:
+        host: interface to listen on.
+        port: TCP port, 0 for an ephemeral one.
+        api_key: the only accepted key; None accepts any non-empty key. A wrong key gets HTTP 401
+            ``invalid_api_key`` at the handshake, a missing one HTTP 401 too.
+        transcriber: turns item audio into text (default :class:`BlockCrcTranscriber`).
+        max_session_seconds: sessions get ``session_expired`` and are closed after this long.
+        gateway_mode: accept ``?model=`` as the transcription model, like LiteLLM or speaches,
+            instead of the real server's ``invalid_model`` (docs/protocol.md §7 A.9).
+        record_events: keep every event in :attr:`events` (turn off for benchmarks).
+        faults: the fault plan (default: an empty :class:`FaultPlan`, which tests may fill later).
+        completed_delay: seconds between a commit and its ``completed``; post-commit deltas are
+            spread over that time.
+        emit_item_added: send ``conversation.item.added`` after ``committed`` and
+            ``conversation.item.done`` after ``completed`` (docs/protocol.md §4.1.6 [I], default
+            on).
+        close_on_turn_detection_error: close (4000) after the ``turn_detection`` ``invalid_value``
+            error instead of keeping the session open (docs/protocol.md §7 B.11 [I]: one client
+            saw the session aborted).
+        record_audio: keep each item's audio in :attr:`EmulatedItem.audio` (default: the value of
+            ``record_events``, so benchmarks do not hold all audio in memory).
+        model_rules: replace :data:`MODEL_RULES` (e.g. to add a model or try a different rule).
+
+    Attributes:
+        sessions: one :class:`EmulatedSession` per accepted websocket, in connection order (the
+            index in this list is the connection index that fault rules refer to).
+        events: every event in and out, all sessions, in order (:class:`LoggedEvent`); ``out``
+            events are logged when actually written to the socket.
+        handshakes: upgrade attempts seen, including refused ones.
+        faults: the :class:`FaultPlan` in force, read live: tests may change it between phases.
+        port: the bound port once started.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str | None = None,
+        transcriber: Transcriber | None = None,
+        max_session_seconds: float = 3600.0,
+        gateway_mode: bool = False,
+        record_events: bool = True,
+        faults: FaultPlan | None = None,
+        completed_delay: float = 0.0,
+        emit_item_added: bool = True,
+        close_on_turn_detection_error: bool = False,
+        record_audio: bool | None = None,
+        model_rules: Mapping[str, ModelRules] | None = None,
+    ) -> None:
+        """Configure the emulator; nothing listens until :meth:`start`."""
+        self.host = host
+        self.port = port
+        self.api_key = api_key
+        self.transcriber: Transcriber = transcriber or BlockCrcTranscriber()
+        self.max_session_seconds = max_session_seconds
+        self.gateway_mode = gateway_mode
+        self.record_events = record_events
+        self.faults: FaultPlan = faults if faults is not None else FaultPlan()
+        self.completed_delay = completed_delay
+        self.emit_item_added = emit_item_added
+        self.close_on_turn_detection_error = close_on_turn_detection_error
+        self.record_audio = record_events if record_audio is None else record_audio
+        self.model_rules: Mapping[str, ModelRules] = (
+            dict(model_rules) if model_rules is not None else MODEL_RULES
+        )
+        self.sessions: list[EmulatedSession] = []
+        self.events: list[LoggedEvent] = []
+        self.handshakes = 0
+        self._committed: list[EmulatedItem] = []
+        self._live: dict[str, _Conn] = {}
+        self._runner: web.AppRunner | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start listening (binds the port; :attr:`port` is then the real port)."""
+        if self._runner is not None:
+            raise RuntimeError("emulator already started")
+        self._loop = asyncio.get_running_loop()
+        app = web.Application()
+        app.router.add_get("/v1/realtime", self._handle_realtime)
+        app.router.add_get("/v1/realtime/translations", self._handle_translations)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port)
+        await site.start()
+        self._runner = runner
+        self.port = int(runner.addresses[0][1])
+        self._ticker = asyncio.create_task(self._tick(), name="openai-rt-emulator-faults")
+
+    async def aclose(self) -> None:
+        """Close every connection (1001) and stop listening."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+        conns = list(self._live.values())
+        await asyncio.gather(*(self._shutdown_conn(c) for c in conns), return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Emulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    @property
+    def base_url(self) -> str:
+        """OpenAI-SDK style base URL, ``http://<host>:<port>/v1``."""
+        if self._runner is None:
+            raise RuntimeError("emulator not started")
+        return f"http://{self.host}:{self.port}/v1"
+
+    @property
+    def ws_url(self) -> str:
+        """The transcription websocket URL, ``ws://<host>:<port>/v1/realtime?intent=transcription``."""
+        if self._runner is None:
+            raise RuntimeError("emulator not started")
+        return f"ws://{self.host}:{self.port}/v1/realtime?intent=transcription"
+
+    def committed_items(self) -> list[EmulatedItem]:
+        """Every item committed by this emulator, over all sessions, in commit order."""
+        return list(self._committed)
+
+    async def wait_for(self, predicate: Callable[[], T], timeout: float = 5.0) -> T:
+        """Poll ``predicate`` until it returns something truthy, and return that.
+
+        Raises:
+            TimeoutError: ``predicate`` stayed falsy for ``timeout`` seconds.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if loop.time() >= deadline:
+                raise TimeoutError(f"condition not met within {timeout} s")
+            await asyncio.sleep(0.005)
+
+    # -- HTTP ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _refuse(refusal: routing.HttpRefusal) -> web.Response:
+        return web.json_response(refusal.body, status=refusal.status)
+
+    async def _handle_translations(self, request: web.Request) -> web.StreamResponse:
+        self.handshakes += 1
+        return self._refuse(routing.TRANSLATIONS_NOT_IMPLEMENTED)
+
+    async def _handle_realtime(self, request: web.Request) -> web.StreamResponse:
+        self.handshakes += 1
+        index = len(self.sessions)
+
+        refusal = self.faults.refuse_handshake
+        if (
+            refusal is not None
+            and refusal.used < refusal.times
+            and self.faults.applies_to(refusal.connections, index)
+        ):
+            refusal.used += 1
+            body = refusal.body or default_handshake_error_body(refusal.status)
+            return web.json_response(body, status=refusal.status, headers=refusal.headers)
+
+        auth_refusal = routing.authenticate(request.headers, self.api_key)
+        if auth_refusal is not None:
+            return self._refuse(auth_refusal)
+
+        # Echo the `realtime` subprotocol when offered (docs/protocol.md §1.4 / §7 A.1 [I]). Pings
+        # and close frames are answered by hand (autoping/autoclose off) so a stalled connection
+        # can leave them unanswered (faults.Stall).
+        ws = web.WebSocketResponse(
+            autoping=False,
+            autoclose=False,
+            protocols=("realtime",),
+            max_msg_size=24 * 1024 * 1024,  # room for a 15 MiB append in base64
+            timeout=2.0,
+        )
+        if not ws.can_prepare(request).ok:
+            return self._refuse(routing.NOT_WEBSOCKET)
+        await ws.prepare(request)
+
+        record = EmulatedSession(
+            index=index,
+            query=dict(request.query.items()),
+            headers=routing.redact_headers(request.headers),
+            max_session_seconds=self.max_session_seconds,
+            created_at=time.time(),
+        )
+        self.sessions.append(record)
+        route = routing.route(
+            request.query, request.headers, self.model_rules, gateway_mode=self.gateway_mode
+        )
+        loop = asyncio.get_running_loop()
+        session = ServerSession(record, route, self, now=loop.time(), items=self._committed)
+        conn = _Conn(session, request, ws, loop)
+        self._live[record.id] = conn
+        conn.writer = asyncio.create_task(self._writer(conn))
+        try:
+            self._deliver(conn, session.open())
+            self._check_faults(conn)
+            await self._reader(conn)
+        finally:
+            await self._finish(conn)
+        return ws
+
+    # -- session output and timers -------------------------------------------------------------
+
+    def _deliver(self, conn: _Conn, outgoing: list[Outgoing]) -> None:
+        """Queue what the session returned for the writer, and re-arm its timer."""
+        if conn.finished:
+            return
+        for item in outgoing:
+            conn.out.put_nowait(item)
+        deadline = conn.session.next_deadline()
+        if deadline == conn.timer_at:
+            return
+        if conn.timer is not None:
+            conn.timer.cancel()
+            conn.timer = None
+        conn.timer_at = deadline
+        if deadline is not None:
+            assert self._loop is not None
+            conn.timer = self._loop.call_at(deadline, self._on_timer, conn, deadline)
+
+    def _on_timer(self, conn: _Conn, deadline: float) -> None:
+        conn.timer = None
+        conn.timer_at = None
+        if conn.finished or self._loop is None:
+            return
+        # The loop may fire a timer up to its clock resolution early: the deadline has come.
+        now = max(self._loop.time(), deadline)
+        self._deliver(conn, conn.session.poll(now))
+
+    # -- reader / writer ---------------------------------------------------------------------
+
+    async def _reader(self, conn: _Conn) -> None:
+        ws = conn.ws
+        while True:
+            if conn.read_stalled:
+                await self._wait_transport_gone(conn)
+                return
+            msg = await ws.receive()
+            if conn.read_stalled:
+                # Stalled while waiting: the frame counts as never read.
+                continue
+            if msg.type == WSMsgType.TEXT:
+                if not conn.session.closing:
+                    self._on_text(conn, msg.data)
+                    self._check_faults(conn)
+            elif msg.type == WSMsgType.BINARY:
+                if not conn.session.closing:
+                    self._log_in(conn, {"type": "<malformed>", "raw": repr(msg.data[:200])})
+                    self._deliver(conn, conn.session.handle_invalid_frame(binary=True))
+            elif msg.type == WSMsgType.PING:
+                # Answer heartbeats unless the connection is stalled (faults.Stall).
+                if not conn.answer_stalled:
+                    try:
+                        await ws.pong(msg.data)
+                    except ConnectionError:
+                        return
+            elif msg.type == WSMsgType.PONG:
+                continue
+            elif msg.type == WSMsgType.CLOSE:
+                # The client closes: answer its close frame unless sending is stalled.
+                if conn.answer_stalled:
+                    await self._wait_transport_gone(conn)
+                    return
+                if conn.record.close_code is None:
+                    conn.record.close_code = int(msg.data)
+                try:
+                    await ws.close(code=int(msg.data) if msg.data else 1000)
+                except ConnectionError:
+                    pass
+                return
+            else:  # CLOSING (our own close in progress), CLOSED, ERROR
+                return
+
+    def _on_text(self, conn: _Conn, text: str) -> None:
+        try:
+            event = json.loads(text)
+        except ValueError:
+            event = None
+        if not isinstance(event, dict):
+            self._log_in(conn, {"type": "<malformed>", "raw": text[:200]})
+            self._deliver(conn, conn.session.handle_invalid_frame(binary=False))
+            return
+        etype = event.get("type")
+        if etype == "input_audio_buffer.append":
+            # Appends are logged by size: the base64 would hold every byte of audio twice.
+            logged: Json = {"type": etype, "audio_bytes": b64_len(event.get("audio"))}
+            if "event_id" in event:
+                logged["event_id"] = event["event_id"]
+            self._log_in(conn, logged)
+        else:
+            self._log_in(conn, event)
+        assert self._loop is not None
+        self._deliver(conn, conn.session.handle(event, self._loop.time()))
+
+    async def _wait_transport_gone(self, conn: _Conn) -> None:
+        # A read-stalled connection ends when the client drops TCP or the emulator closes.
+        while not conn.finished:
+            transport = conn.request.transport
+            if transport is None or transport.is_closing():
+                return
+            await asyncio.sleep(0.02)
+
+    async def _writer(self, conn: _Conn) -> None:
+        ws = conn.ws
+        record = conn.record
+        never = asyncio.Event()
+        try:
+            while True:
+                item = await conn.out.get()
+                if conn.answer_stalled:
+                    await never.wait()  # half-open: nothing is ever sent again
+                if isinstance(item, Close):
+                    conn.close_in_progress = True
+                    record.close_code = item.code
+                    record.close_reason = item.reason
+                    await ws.close(code=item.code, message=item.reason.encode())
+                    return
+                if isinstance(item, _RawFrame):
+                    await ws.send_str(item.text)
+                    self._log_out(conn, {"type": "<malformed>", "raw": item.text[:200]})
+                    continue
+                await ws.send_str(json.dumps(item, separators=(",", ":")))
+                self._log_out(conn, item)
+        except (ConnectionError, RuntimeError):
+            # The client went away mid-send; the reader sees the end of the connection.
+            return
+
+    async def _finish(self, conn: _Conn) -> None:
+        """Tear down a connection whose reader has ended."""
+        record = conn.record
+        if conn.close_in_progress and conn.writer is not None and not conn.writer.done():
+            await asyncio.wait({conn.writer}, timeout=3.0)
+        conn.finished = True
+        if conn.timer is not None:
+            conn.timer.cancel()
+            conn.timer = None
+        conn.session.finish()
+        if conn.writer is not None:
+            conn.writer.cancel()
+            await asyncio.gather(conn.writer, return_exceptions=True)
+        if conn.dropped or conn.read_stalled:
+            record.close_code = record.close_code or 1006  # abnormal closure, no close frame
+        elif record.close_code is None:
+            record.close_code = conn.ws.close_code
+        record.closed = True
+        self._live.pop(record.id, None)
+
+    async def _shutdown_conn(self, conn: _Conn) -> None:
+        if conn.read_stalled or conn.answer_stalled or conn.dropped:
+            transport = conn.request.transport
+            if transport is not None:
+                transport.abort()
+            return
+        if conn.writer is not None:
+            conn.writer.cancel()
+        conn.session.abandon()
+        try:
+            await asyncio.wait_for(
+                conn.ws.close(code=1001, message=b"emulator shutting down"), timeout=1.0
+            )
+        except (asyncio.TimeoutError, ConnectionError, RuntimeError):
+            transport = conn.request.transport
+            if transport is not None:
+                transport.abort()
+
+    # -- event log -----------------------------------------------------------------------------
+
+    def _log_in(self, conn: _Conn, event: Json) -> None:
+        if self.record_events:
+            self.events.append(LoggedEvent("in", conn.record.id, time.monotonic(), event))
+
+    def _log_out(self, conn: _Conn, event: Json) -> None:
+        if self.record_events:
+            self.events.append(LoggedEvent("out", conn.record.id, time.monotonic(), event))
+
+    # -- faults --------------------------------------------------------------------------------
+
+    async def _tick(self) -> None:
+        # One task checks time-triggered faults of all live connections every 10 ms, and only
+        # when the plan has such rules (cheap when idle, fine with hundreds of sessions).
+        while True:
+            await asyncio.sleep(0.01)
+            if self.faults.has_timed_rules():
+                for conn in list(self._live.values()):
+                    self._check_faults(conn)
+
+    def _check_faults(self, conn: _Conn) -> None:
+        plan = self.faults
+        session = conn.session
+        if plan.is_idle() or session.closing or conn.finished or conn.dropped or self._loop is None:
+            return
+        index = conn.record.index
+        age = self._loop.time() - conn.t0
+        nbytes = conn.record.appended_bytes
+
+        if plan.applies_to(plan.connections, index):
+            if (plan.drop_after_seconds is not None and age >= plan.drop_after_seconds) or (
+                plan.drop_after_bytes is not None and nbytes >= plan.drop_after_bytes
+            ):
+                self._drop(conn)
+                return
+            for name, threshold in (
+                ("malformed", plan.malformed_json_after_bytes),
+                ("unknown", plan.unknown_event_after_bytes),
+            ):
+                key = f"{name}:{threshold}"
+                if threshold is not None and nbytes >= threshold and key not in conn.fired:
+                    conn.fired.append(key)
+                    if name == "malformed":
+                        conn.out.put_nowait(_RawFrame(MALFORMED_FRAME))
+                    else:
+                        event = {"type": UNKNOWN_EVENT_TYPE, "note": "fault injection"}
+                        self._deliver(conn, session.emit(event))
+
+        rd = plan.drop_at_random
+        if rd is not None and plan.applies_to(rd.connections, index):
+            if conn.random_drop_rule is not rd:
+                conn.random_drop_rule = rd
+                rng = random.Random(rd.seed * 1_000_003 + index)
+                conn.random_drop_at = rng.randint(rd.min_bytes, rd.max_bytes)
+            if nbytes >= conn.random_drop_at:
+                self._drop(conn)
+                return
+
+        def due(after_seconds: float | None, after_bytes: int | None) -> bool:
+            if after_seconds is None and after_bytes is None:
+                return True
+            return (after_seconds is not None and age >= after_seconds) or (
+                after_bytes is not None and nbytes >= after_bytes
+            )
+
+        stall = plan.stall
+        if (
+            stall is not None
+            and plan.applies_to(stall.connections, index)
+            and not conn.was_fired(stall)
+            and due(stall.after_seconds, stall.after_bytes)
+        ):
+            conn.fired.append(stall)
+            conn.read_stalled = conn.read_stalled or stall.read
+            conn.answer_stalled = conn.answer_stalled or stall.answer
+
+        err = plan.send_error
+        if (
+            err is not None
+            and plan.applies_to(err.connections, index)
+            and not conn.was_fired(err)
+            and due(err.after_seconds, err.after_bytes)
+        ):
+            conn.fired.append(err)
+            self._deliver(conn, session.emit_error(ApiError(err.code, err.message, type=err.type)))
+            if err.close_code is not None:
+                reason = err.close_reason or f"{err.type}.{err.code}"
+                self._deliver(conn, session.close(err.close_code, reason))
+                return
+
+        close = plan.close_with
+        if (
+            close is not None
+            and plan.applies_to(close.connections, index)
+            and not conn.was_fired(close)
+            and due(close.after_seconds, close.after_bytes)
+        ):
+            conn.fired.append(close)
+            self._deliver(conn, session.close(close.code, close.reason))
+
+    def _drop(self, conn: _Conn) -> None:
+        """Abort the TCP connection: no close frame, the client sees an abnormal closure."""
+        conn.dropped = True
+        conn.session.abandon()
+        conn.record.close_code = 1006
+        transport = conn.request.transport
+        if transport is not None:
+            transport.abort()

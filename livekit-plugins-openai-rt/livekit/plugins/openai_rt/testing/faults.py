@@ -11,7 +11,7 @@ Triggers named ``after_bytes`` count the decoded audio bytes the connection has 
 ``after_seconds`` count from the moment the websocket was accepted (checked every 10 ms). A rule
 with neither trigger fires at once (on the next check).
 
-Close codes follow the protocol reference §7 E.35: 4000 with reason ``"<type>.<code>"`` for fatal
+Close codes follow docs/protocol.md §7 E.35: 4000 with reason ``"<type>.<code>"`` for fatal
 request errors, 1011 (or an abrupt drop, seen as 1006) for simulated server faults.
 """
 
@@ -139,8 +139,9 @@ class SendError:
 
     The event is ``{"type": "error", "error": {type, code, message, param: null, event_id:
     null}}``. With ``close_code`` set, the socket is then closed with that code and reason
-    ``close_reason`` (default ``"<type>.<code>"``, the pattern of protocol reference §1.7), which
-    models the fatal account errors of §7 E.34 (``invalid_api_key``, ``insufficient_quota``).
+    ``close_reason`` (default ``"<type>.<code>"``, the pattern of docs/protocol.md §1.7), which
+    models the fatal account errors of docs/protocol.md §7 E.34 (``invalid_api_key``,
+    ``insufficient_quota``).
     """
 
     code: str | None = "server_error"
@@ -190,15 +191,16 @@ class FaultPlan:
         stall: go half-open (:class:`Stall`).
         fail_items: the committed item(s) with these 0-based indices, counted per emulator over all
             sessions in commit order, get ``conversation.item.input_audio_transcription.failed``
-            (protocol reference §4.1.7) instead of deltas and ``completed``.
+            (docs/protocol.md §4.1.7) instead of deltas and ``completed``.
         reorder_completed: hold each item's ``completed`` (or ``failed``) until the next item of
-            the same session completes, then send the two swapped (§7 D.31). A held event with no
-            follower is sent after ``reorder_hold_seconds``.
+            the same session completes, then send the two swapped (docs/protocol.md §7 D.31). A
+            held event with no follower is sent after ``reorder_hold_seconds``.
         reorder_hold_seconds: see ``reorder_completed``.
         malformed_json_after_bytes: once per connection, after this many audio bytes, send a text
             frame that is not JSON.
         unknown_event_after_bytes: once per connection, after this many audio bytes, send an event
-            of type :data:`UNKNOWN_EVENT_TYPE` (clients must ignore unknown events, §4).
+            of type :data:`UNKNOWN_EVENT_TYPE` (clients must ignore unknown events,
+            docs/protocol.md §4).
         connections: which connections the per-connection scalars above apply to.
     """
 

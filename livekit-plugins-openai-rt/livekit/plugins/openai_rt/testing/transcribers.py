@@ -9,7 +9,7 @@ item into text, deterministically, so tests can assert on transcripts:
 * :class:`ScriptTranscriber` returns scripted lines, so demos show readable text.
 
 Contract (relied on by the emulator to keep OpenAI's rule that deltas concatenate exactly to the
-final ``completed.transcript``, protocol reference §7 D.25): the full transcript of an item is the
+final ``completed.transcript``, docs/protocol.md §7 D.25): the full transcript of an item is the
 concatenation of everything :meth:`TranscriberItem.feed` and :meth:`TranscriberItem.finish`
 returned for it.
 """
@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 BYTES_PER_MS_PCM16_24K = 48
-"""Bytes per millisecond of ``audio/pcm`` (16-bit mono at 24 kHz, protocol reference §3.1)."""
+"""Bytes per millisecond of ``audio/pcm`` (16-bit mono at 24 kHz, docs/protocol.md §3.1)."""
 
 
 @runtime_checkable

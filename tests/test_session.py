@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from livekit.plugins.openai_rt import protocol as p, session as s
+from livekit.plugins.openai_rt import protocol as p, records as r, session as s
 from livekit.plugins.openai_rt.errors import Action
 from livekit.plugins.openai_rt.protocol import BYTES_PER_SECOND, MIN_COMMIT_BYTES
+from livekit.plugins.openai_rt.sender import CHUNK_BYTES
 
 WALL0 = 1_700_000_000.0
 
@@ -42,7 +43,7 @@ class Harness:
         )
         self.now = 0.0
         self.sent: list[dict[str, Any]] = []
-        self.outputs: list[s.Output] = []
+        self.outputs: list[r.Output] = []
 
     # -- driving ---------------------------------------------------------------------------
 
@@ -68,10 +69,10 @@ class Harness:
         self.sent += out
         return out
 
-    def lose_socket(self, code: int | None = None, reason: str = "") -> s.Ending | None:
+    def lose_socket(self, code: int | None = None, reason: str = "") -> r.Ending | None:
         self.session.socket_closed(self.now, code=code, reason=reason)
         ending = self.session.ending
-        if ending is not None and not isinstance(ending, s.Fail | s.Finish):
+        if ending is not None and not isinstance(ending, r.Fail | r.Finish):
             self.session.socket_released()
         return ending
 
@@ -79,7 +80,7 @@ class Harness:
         self.now += seconds
         self.session.tick(self.now)
 
-    def take(self) -> list[s.Output]:
+    def take(self) -> list[r.Output]:
         out = self.session.take_outputs()
         self.outputs += out
         return out
@@ -101,12 +102,12 @@ class Harness:
         return [
             (o.item_id, o.text)
             for o in self.outputs
-            if isinstance(o, s.Transcript) and o.kind == "final"
+            if isinstance(o, r.Transcript) and o.kind == "final"
         ]
 
-    def usage(self) -> list[s.UsageRecord]:
+    def usage(self) -> list[r.UsageRecord]:
         self.take()
-        return [o for o in self.outputs if isinstance(o, s.UsageRecord)]
+        return [o for o in self.outputs if isinstance(o, r.UsageRecord)]
 
 
 def segments_of(h: Harness) -> list[bytes]:
@@ -150,17 +151,17 @@ def test_nothing_but_the_configuration_goes_out_before_session_updated() -> None
     h.session.connecting()
     h.session.audio(pcm(10_000, 1))  # audio before the socket is even open
     h.session.socket_opened(0.0, wall=WALL0)
-    assert isinstance(h.take()[0], s.Configure)
+    assert isinstance(h.take()[0], r.Configure)
     first = h.flush_socket()
     assert [m["type"] for m in first] == ["session.update"]
     h.session.audio(pcm(5_000, 2))
     assert h.flush_socket() == []  # still configuring: audio waits in the ledger
     h.server(p.SessionUpdated("sess_1", {}))
-    replay = [o for o in h.take() if isinstance(o, s.Replay)]
+    replay = [o for o in h.take() if isinstance(o, r.Replay)]
     assert replay and replay[0].plan.start == 0
     sent = h.flush_socket()
     assert h.appended() == pcm(10_000, 1) + pcm(5_000, 2)
-    assert all(len(base64.b64decode(m["audio"])) <= s.CHUNK_BYTES for m in sent)
+    assert all(len(base64.b64decode(m["audio"])) <= CHUNK_BYTES for m in sent)
 
 
 # -- commits --------------------------------------------------------------------------------
@@ -211,14 +212,14 @@ def test_end_of_input_pads_a_short_tail_and_finishes_after_the_last_result() -> 
     h.server(completed("i1", "hello"))
     assert h.finals() == [("i1", "hello")]
     assert h.session.state is s.State.FINISHED
-    assert isinstance(h.session.ending, s.Finish)
+    assert isinstance(h.session.ending, r.Finish)
 
 
 def test_end_of_input_with_no_audio_finishes_without_a_socket() -> None:
     h = Harness()
     h.session.end_input()
     assert h.session.state is s.State.FINISHED
-    assert isinstance(h.take()[-1], s.Finish)
+    assert isinstance(h.take()[-1], r.Finish)
 
 
 # -- ordering --------------------------------------------------------------------------------
@@ -285,8 +286,8 @@ def test_a_late_delta_for_a_released_item_is_not_an_interim() -> None:
 # -- interims -------------------------------------------------------------------------------
 
 
-def interims(outputs: list[s.Output]) -> list[tuple[str, str]]:
-    return [(o.item_id, o.text) for o in outputs if isinstance(o, s.Transcript)]
+def interims(outputs: list[r.Output]) -> list[tuple[str, str]]:
+    return [(o.item_id, o.text) for o in outputs if isinstance(o, r.Transcript)]
 
 
 def test_streaming_models_show_the_open_items_text_before_the_commit() -> None:
@@ -308,8 +309,8 @@ def test_the_open_items_interim_state_is_one_slot() -> None:
     h.open()
     for i in range(100):
         h.server(p.TranscriptDelta(f"ghost{i}", "x"))
-    assert h.session._open_item == ("ghost99", "x")
-    assert not h.session._texts
+    assert interims(h.take())[-1] == ("ghost99", "x")
+    assert h.session.results.held_texts == 1
 
 
 def test_models_that_answer_after_the_commit_show_no_interim_for_an_uncommitted_item() -> None:
@@ -411,7 +412,7 @@ def test_a_lost_socket_replays_exactly_what_is_owed() -> None:
     h.server(p.Committed("a", None))
     h.server(completed("a", "first"))
     ending = h.lose_socket()
-    assert isinstance(ending, s.Reconnect) and ending.failure.kind == "connection"
+    assert isinstance(ending, r.Reconnect) and ending.failure.kind == "connection"
     assert h.session.state is s.State.IDLE
     h.sent.clear()
     h.open()
@@ -433,7 +434,7 @@ def test_a_flush_taken_while_the_socket_is_blocked_is_never_lost_or_merged() -> 
     msg = h.session.data_to_send(h.now)  # the send that blocks
     assert msg is not None
     h.tick(h.session.timers.result_timeout)  # ... until the session gives up on the socket
-    assert isinstance(h.session.ending, s.Reconnect)
+    assert isinstance(h.session.ending, r.Reconnect)
     assert "blocked" in h.session.ending.failure.message
     h.session.socket_released()
     h.session.audio(b)  # the next utterance arrives while reconnecting
@@ -445,7 +446,7 @@ def test_a_flush_taken_while_the_socket_is_blocked_is_never_lost_or_merged() -> 
 
 
 def test_a_replay_loses_exactly_what_the_bound_let_go(caplog: pytest.LogCaptureFixture) -> None:
-    chunk = s.CHUNK_BYTES
+    chunk = CHUNK_BYTES
     h = Harness(replay_limit=4 * chunk)
     h.open()
     first, second = pcm(3 * chunk, 1), pcm(3 * chunk, 2)
@@ -460,7 +461,7 @@ def test_a_replay_loses_exactly_what_the_bound_let_go(caplog: pytest.LogCaptureF
     h.sent.clear()
     h.open()
     h.flush_socket()
-    replays = [o for o in h.take() if isinstance(o, s.Replay)]
+    replays = [o for o in h.take() if isinstance(o, r.Replay)]
     assert replays[-1].plan.lost_bytes == 4 * chunk
     assert h.appended() == second[chunk:] + tail  # contiguous from the oldest byte kept
     assert segments_of(h) == [second[chunk:]]
@@ -474,7 +475,7 @@ def test_a_replay_loses_exactly_what_the_bound_let_go(caplog: pytest.LogCaptureF
 
 
 def test_the_bound_never_cuts_audio_a_slow_socket_has_not_sent_yet() -> None:
-    chunk = s.CHUNK_BYTES
+    chunk = CHUNK_BYTES
     h = Harness(replay_limit=4 * chunk)
     h.open()
     audio = pcm(20 * chunk, 1)
@@ -505,10 +506,10 @@ def test_server_vad_replay_merges_undone_audio_and_maps_server_time() -> None:
     h.server(p.Committed("b2", None))
     h.server(completed("b2", "second"))
     h.take()
-    starts = [o.at for o in h.outputs if isinstance(o, s.SpeechStart)]
-    ends = [o.at for o in h.outputs if isinstance(o, s.SpeechEnd)]
+    starts = [o.at for o in h.outputs if isinstance(o, r.SpeechStart)]
+    ends = [o.at for o in h.outputs if isinstance(o, r.SpeechEnd)]
     assert starts == [0.1, 0.6] and ends == [0.5, 0.9]
-    finals = [o for o in h.outputs if isinstance(o, s.Transcript) and o.kind == "final"]
+    finals = [o for o in h.outputs if isinstance(o, r.Transcript) and o.kind == "final"]
     assert [(f.start, f.end) for f in finals] == [(0.0, 0.5), (0.5, 0.9)]
 
 
@@ -518,7 +519,7 @@ def test_a_stream_vad_silences_the_servers_speech_events() -> None:
     h.session.audio(pcm(48_000, 1))
     h.server(p.SpeechStarted("a", 100))
     h.server(p.SpeechStopped("a", 500))
-    assert not [o for o in h.take() if isinstance(o, s.SpeechStart | s.SpeechEnd)]
+    assert not [o for o in h.take() if isinstance(o, r.SpeechStart | r.SpeechEnd)]
 
 
 # -- timers ---------------------------------------------------------------------------------
@@ -533,7 +534,7 @@ def test_set_up_has_an_absolute_deadline() -> None:
         h.server(p.Unknown("x"))
     assert h.session.ending is None
     h.tick(0.5)
-    assert isinstance(h.session.ending, s.Reconnect)
+    assert isinstance(h.session.ending, r.Reconnect)
     assert h.session.ending.failure.kind == "timeout"
     assert "no session.updated within 3 s" in h.session.ending.failure.message
 
@@ -549,7 +550,7 @@ def test_the_watchdog_replaces_a_session_that_owes_a_result_and_says_nothing() -
     h.tick(1.5)
     assert h.session.ending is None
     h.tick(0.5)
-    assert isinstance(h.session.ending, s.Reconnect)
+    assert isinstance(h.session.ending, r.Reconnect)
     assert "result_timeout=2 s" in h.session.ending.failure.message
 
 
@@ -563,7 +564,7 @@ def test_end_of_input_on_a_stalled_session_reconnects_rather_than_losing_the_las
     h.session.end_input()
     h.flush_socket()
     h.tick(min(final_timeout, result_timeout))
-    assert isinstance(h.session.ending, s.Reconnect)  # not a Finish with a final missing
+    assert isinstance(h.session.ending, r.Reconnect)  # not a Finish with a final missing
     h.session.socket_released()
     h.sent.clear()
     h.open()
@@ -603,7 +604,7 @@ def test_roll_over_waits_for_a_pause_and_goes_anyway_at_the_hard_deadline() -> N
     h.tick(1.0)
     assert h.session.ending is None  # speech in progress
     h.tick(9.0)  # hard deadline: 5 s before expiry
-    assert isinstance(h.session.ending, s.RollOver)
+    assert isinstance(h.session.ending, r.RollOver)
     assert h.session.ending.reason == "session about to expire"
 
 
@@ -613,7 +614,7 @@ def test_roll_over_at_a_pause_replays_the_open_audio_whole() -> None:
     h.session.audio(pcm(7_200, 1))
     h.flush_socket()
     h.tick(81.0)
-    assert isinstance(h.session.ending, s.RollOver)
+    assert isinstance(h.session.ending, r.RollOver)
     h.session.socket_released()
     h.sent.clear()
     h.open(expires_in=100.0)
@@ -639,7 +640,7 @@ def test_expiry_is_a_planned_roll_over_not_a_retry(end: tuple[Any, ...]) -> None
         h.server(end[1])
     else:
         h.session.socket_closed(h.now, code=end[1], reason=end[2])
-    assert isinstance(h.session.ending, s.RollOver)
+    assert isinstance(h.session.ending, r.RollOver)
     h.session.socket_released()
     h.sent.clear()
     h.open()
@@ -654,10 +655,10 @@ def test_sessions_that_fail_right_after_opening_stop_the_stream() -> None:
     h = Harness()
     for _ in range(2):
         h.open()
-        assert isinstance(h.lose_socket(1011, "boom"), s.Reconnect)
+        assert isinstance(h.lose_socket(1011, "boom"), r.Reconnect)
     h.open()
     ending = h.lose_socket(1011, "boom")
-    assert isinstance(ending, s.Fail) and "3 sessions in a row" in ending.failure.message
+    assert isinstance(ending, r.Fail) and "3 sessions in a row" in ending.failure.message
     assert ending.failure.action is Action.FATAL
     assert h.session.state is s.State.FAILED
 
@@ -667,7 +668,7 @@ def test_a_session_that_lived_resets_the_count_of_instant_failures() -> None:
     for _ in range(5):
         h.open()
         h.tick(s.QUICK_FAILURE_SECONDS + 1)
-        assert isinstance(h.lose_socket(1011, "boom"), s.Reconnect)
+        assert isinstance(h.lose_socket(1011, "boom"), r.Reconnect)
 
 
 def test_a_configuration_error_while_configuring_is_fatal_with_advice() -> None:
@@ -676,7 +677,7 @@ def test_a_configuration_error_while_configuring_is_fatal_with_advice() -> None:
     h.session.socket_opened(0.0, wall=WALL0)
     h.server(p.ServerError("invalid_model", "invalid_request_error", "Model not supported"))
     ending = h.session.ending
-    assert isinstance(ending, s.Fail)
+    assert isinstance(ending, r.Fail)
     assert "model_in_url" in ending.failure.message
     assert ending.failure.body["code"] == "invalid_model"
 
@@ -693,7 +694,7 @@ def test_a_close_4000_is_fatal_and_names_the_error() -> None:
     h = Harness()
     h.open()
     ending = h.lose_socket(4000, "invalid_request_error.invalid_value")
-    assert isinstance(ending, s.Fail)
+    assert isinstance(ending, r.Fail)
     assert ending.failure.body == {
         "close_code": 4000,
         "reason": "invalid_request_error.invalid_value",
@@ -743,7 +744,7 @@ def test_a_live_option_change_is_one_update_and_a_model_change_a_new_session() -
     h.server(p.Committed("a", None))
     h.server(completed("a", "x"))
     h.tick(1.0)
-    assert isinstance(h.session.ending, s.RollOver)
+    assert isinstance(h.session.ending, r.RollOver)
     h.session.socket_released()
     h.session.connecting()
     h.session.socket_opened(h.now, wall=WALL0)

@@ -27,31 +27,35 @@ next socket's cursor starts at the oldest audio still owed a transcript (the rep
 from __future__ import annotations
 
 import enum
-from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
 
 from . import protocol as p
 from .errors import Action, Verdict, classify_close, classify_error
-from .ledger import LOST_AUDIO, AudioLedger, ReplayPlan, Segment
+from .ledger import AudioLedger
 from .log import logger
 from .models import model_spec
-
-CHUNK_BYTES = p.BYTES_PER_SECOND // 20
-"""Audio goes out in ~50 ms appends: small enough for prompt interims, few enough messages."""
+from .records import (
+    Configure,
+    Ending,
+    Fail,
+    Failure,
+    Finish,
+    Output,
+    Reconnect,
+    Replay,
+    RollOver,
+    SpeechEnd,
+    SpeechStart,
+)
+from .results import Results
+from .sender import CHUNK_BYTES, Sender
 
 QUICK_FAILURE_SECONDS = 5.0
 """A session that fails this soon after it was configured counts as an instant failure."""
 
 MAX_QUICK_FAILURES = 3
 """Instant failures in a row after which the stream stops instead of reconnecting again."""
-
-MAX_PARKED_RESULTS = 64
-"""Results for item ids no ``committed`` named yet, kept until one does (bounded)."""
-
-RELEASED_IDS_KEPT = 64
-"""Item ids already released, remembered to drop late deltas for them (bounded)."""
 
 
 class State(enum.Enum):
@@ -83,131 +87,6 @@ TRANSITIONS: Mapping[State, frozenset[State]] = {
 
 SOCKET_STATES = frozenset({State.CONFIGURING, State.LIVE})
 """States in which the session owns a socket."""
-
-
-# ------------------------------------------------------------------------------------------------
-# outputs
-
-
-@dataclass(frozen=True, slots=True)
-class Transcript:
-    """A transcript for the stream to emit.
-
-    ``start``/``end`` are seconds of the stream's audio (0 = its first byte), 0.0 when unknown
-    (an interim before its commit).
-    """
-
-    kind: Literal["interim", "final"]
-    item_id: str
-    text: str
-    language: str
-    start: float = 0.0
-    end: float = 0.0
-    confidence: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class UsageRecord:
-    """What one committed item cost: audio seconds committed (or the server's own figure for
-    duration-billed models) and tokens for token-billed ones."""
-
-    item_id: str
-    audio_seconds: float
-    input_tokens: int = 0
-    output_tokens: int = 0
-    audio_tokens: int = 0
-    text_tokens: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class SpeechStart:
-    """The server's VAD heard speech start, ``at`` seconds into the stream's audio."""
-
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class SpeechEnd:
-    """The server's VAD heard speech end, ``at`` seconds into the stream's audio."""
-
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """Why a session ended other than by finishing.
-
-    Attributes:
-        message: one line for the log and the exception.
-        action: ``RECONNECT``, ``ROLL_OVER`` or ``FATAL``.
-        kind: ``"server"`` (an error event or a close the server chose), ``"connection"`` (the
-            socket broke) or ``"timeout"`` (the server stopped answering).
-        body: structured details (code, type, param, close code) for the exception.
-    """
-
-    message: str
-    action: Action
-    kind: Literal["server", "connection", "timeout"] = "server"
-    body: Mapping[str, object] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Configure:
-    """Decision: the socket is open; ``session.update`` goes out with ``config``."""
-
-    config: p.SessionConfig
-
-
-@dataclass(frozen=True, slots=True)
-class Replay:
-    """Decision: the session is configured; the audio still owed a transcript goes out again
-    from ``plan.start`` (``plan.lost_bytes`` of it went past the replay bound)."""
-
-    plan: ReplayPlan
-
-
-@dataclass(frozen=True, slots=True)
-class RollOver:
-    """Decision: close this socket and go on in a new session (planned: no retry budget)."""
-
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Reconnect:
-    """Decision: this socket is gone or useless; open a new one (a retry)."""
-
-    failure: Failure
-
-
-@dataclass(frozen=True, slots=True)
-class Finish:
-    """Decision: the input ended and every result was released; close the socket."""
-
-
-@dataclass(frozen=True, slots=True)
-class Fail:
-    """Decision: stop the stream with ``failure``."""
-
-    failure: Failure
-
-
-Output = (
-    Transcript
-    | UsageRecord
-    | SpeechStart
-    | SpeechEnd
-    | Configure
-    | Replay
-    | RollOver
-    | Reconnect
-    | Finish
-    | Fail
-)
-"""Everything :meth:`TranscriptionSession.take_outputs` returns."""
-
-Ending = RollOver | Reconnect | Finish | Fail
-"""The decisions that end a socket's part in the session."""
 
 
 @dataclass(frozen=True)
@@ -265,10 +144,7 @@ class TranscriptionSession:
         """The decision that ended the current socket's part, until :meth:`socket_released`."""
         self._outputs: list[Output] = []
         self._pending = bytearray()  # appended audio not yet in the ledger (< one chunk)
-        self._control: deque[bytes] = deque()  # messages that go out before any audio
-        self._cursor = 0  # absolute position of the next audio byte to send on this socket
-        self._server_origin: list[tuple[int, int]] = []  # (server byte, stream position) marks
-        self._server_bytes = 0  # audio bytes sent on this socket
+        self._sender = Sender(self.ledger)
         self._taken_at: float | None = None  # a message handed out and not yet reported sent
         self._opened_at = 0.0
         self._configured_at: float | None = None
@@ -281,10 +157,8 @@ class TranscriptionSession:
         self._quick_failures = 0
         self._final_retried = False
         self._stopped_at: dict[str, int] = {}  # server-VAD item -> stream position of its end
-        self._parked: dict[str, p.TranscriptCompleted | p.TranscriptFailed] = {}
-        self._texts: dict[str, str] = {}  # interim text per in-flight item
-        self._open_item: tuple[str, str] | None = None  # (id, text) of the item not committed
-        self._released: deque[str] = deque(maxlen=RELEASED_IDS_KEPT)
+        self._results = Results(self.ledger, self._emit)
+        self._results.language = config.language or ""
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -293,6 +167,11 @@ class TranscriptionSession:
         """The server's VAD commits turns (else flushes, the stream's VAD and the end of input
         do)."""
         return self.config.turn_detection is not None
+
+    @property
+    def results(self) -> Results:
+        """The answers side: interim texts, parked results, released items."""
+        return self._results
 
     def take_outputs(self) -> list[Output]:
         """The records and decisions produced since the last call, in order."""
@@ -308,29 +187,21 @@ class TranscriptionSession:
 
         The caller sends it and then calls :meth:`sent`; a message not reported sent for
         ``result_timeout`` means the server stopped reading. Audio and commits come out only
-        while LIVE, in stream order: each segment's audio, then its commit, then the open audio.
+        while LIVE, in stream order (see :class:`~.sender.Sender`).
         """
-        if self._control:
-            self._taken_at = now
-            return self._control.popleft()
-        if self.state is not State.LIVE:
-            return None
-        msg = self._next_audio_message(now)
+        msg = self._sender.next_control()
+        if msg is None and self.state is State.LIVE:
+            issued = self._sender.commits_issued
+            msg = self._sender.next_audio()
+            if self._sender.commits_issued != issued and self._owed_since is None:
+                self._owed_since = now
         if msg is not None:
             self._taken_at = now
         return msg
 
     def wants_to_send(self) -> bool:
         """Whether :meth:`data_to_send` has a message now (a cheap check)."""
-        if self._control:
-            return True
-        if self.state is not State.LIVE:
-            return False
-        if self._cursor < self.ledger.position:
-            return True
-        return any(
-            not (seg.done or seg.commit_issued or seg.by_server) for seg in self.ledger.in_flight
-        )
+        return self._sender.has_control() or (self.state is State.LIVE and self._sender.has_audio())
 
     def sent(self) -> None:
         """The message last handed out by :meth:`data_to_send` went out."""
@@ -379,6 +250,7 @@ class TranscriptionSession:
         if config == self.config:
             return
         self.config = config
+        self._results.language = config.language or ""
         if new_session:
             self._new_session_wanted = True
         elif self.state is State.LIVE:
@@ -406,7 +278,7 @@ class TranscriptionSession:
         self._configured_at = None
         self._wall_offset = wall - now
         self._rollover_at = self._hard_deadline = None
-        self._control.clear()
+        self._sender.reset()
         self._taken_at = None
         self._send_config()
         self._emit(Configure(self.config))
@@ -531,53 +403,9 @@ class TranscriptionSession:
             self.ledger.append(bytes(pad))
         self.ledger.commit()
 
-    def _next_audio_message(self, now: float) -> bytes | None:
-        ledger = self.ledger
-        for seg in ledger.in_flight:
-            if seg.done or seg.commit_issued or seg.by_server:
-                continue
-            if self._cursor < seg.start:
-                self._jump(seg.start)
-            if self._cursor < seg.end:
-                return self._append(seg.end)
-            seg.commit_issued = True
-            if self._owed_since is None:
-                self._owed_since = now
-            return p.commit_message(seg.commit_event_id)
-        if self._cursor < ledger.open.start:
-            self._jump(ledger.open.start)
-        if self._cursor < ledger.position:
-            return self._append(ledger.position)
-        return None
-
-    def _append(self, limit: int) -> bytes:
-        chunk = self.ledger.store.read(self._cursor, min(CHUNK_BYTES, limit - self._cursor))
-        self._cursor += len(chunk)
-        self._server_bytes += len(chunk)
-        self.ledger.send_cursor = self._cursor
-        return p.append_message(chunk)
-
-    def _jump(self, pos: int) -> None:
-        """Skip audio that needs no sending (already transcribed): the server's audio clock
-        and the stream's part ways here."""
-        self._cursor = pos
-        self._server_origin.append((self._server_bytes, pos))
-        self.ledger.send_cursor = pos
-
-    def _stream_pos(self, server_ms: int) -> int:
-        """The stream position of a server audio timestamp (ms of audio sent on this
-        socket)."""
-        server_byte = server_ms * p.BYTES_PER_MS
-        base_server, base_pos = 0, self._cursor
-        for s_byte, pos in self._server_origin:
-            if s_byte > server_byte:
-                break
-            base_server, base_pos = s_byte, pos
-        return base_pos + server_byte - base_server
-
     def _send_config(self) -> None:
         update = p.session_update(self.config, event_id="session_update")
-        self._control.append(p.encode(update))
+        self._sender.control(p.encode(update))
         self._config_sent = self.config
 
     # -- internals: server events --------------------------------------------------------------------
@@ -597,14 +425,9 @@ class TranscriptionSession:
             # options changed while the session was being set up: they must reach it too
             self._send_config()
         plan = self.ledger.reset_socket(server_commits=self.server_commits)
-        self._texts.clear()
-        self._open_item = None
+        self._results.new_socket()  # the old socket's item ids can no longer match
         self._stopped_at.clear()
-        self._parked.clear()  # results for the old socket's item ids can no longer match
-        self._cursor = plan.start
-        self._server_bytes = 0
-        self._server_origin = [(0, plan.start)]
-        self.ledger.send_cursor = plan.start
+        self._sender.start(plan.start)
         self._owed_since = None
         self._emit(Replay(plan))
         if plan.lost_bytes:
@@ -623,146 +446,42 @@ class TranscriptionSession:
                 extra=self._extra(),
             )
         if plan.lost_segments:
-            self._release(now)
+            self._results.release()
         if self.input_ended:
             # the end-of-input commit went back into the open audio with the old socket
             self._commit_tail()
         self._check_finished()
 
     def _on_delta(self, ev: p.TranscriptDelta, now: float) -> None:
-        seg = self.ledger.find(ev.item_id)
-        if seg is not None:
-            if seg.done:
-                return
-            if self._owed_since is not None:
-                self._owed_since = now  # the server is working on what it owes
-            text = self._texts.get(ev.item_id, "") + ev.delta
-            self._texts[ev.item_id] = text
-        elif (
-            ev.item_id in self._released or not model_spec(self.config.model).streams_before_commit
-        ):
-            # a late delta for a released item, or one for an item this stream never committed
-            return
-        else:
-            # the item the server builds from the open audio (streaming models)
-            if self._open_item is None or self._open_item[0] != ev.item_id:
-                self._open_item = (ev.item_id, "")
-            text = self._open_item[1] + ev.delta
-            self._open_item = (ev.item_id, text)
-        if text.strip():
-            self._emit(
-                Transcript(
-                    "interim",
-                    ev.item_id,
-                    text,
-                    self.config.language or "",
-                    confidence=p.confidence(ev.logprobs),
-                )
-            )
+        owed = self._results.delta(
+            ev, streams_before_commit=model_spec(self.config.model).streams_before_commit
+        )
+        if owed and self._owed_since is not None:
+            self._owed_since = now  # the server is working on what it owes
 
     def _on_committed(self, ev: p.Committed, now: float) -> None:
         end_pos = self._stopped_at.pop(ev.item_id, None)
-        seg = self.ledger.on_committed(ev.item_id, end_pos=end_pos)
-        if seg is None:
-            return
-        self._owed_since = now
-        if self._open_item is not None and self._open_item[0] == ev.item_id:
-            self._texts[ev.item_id] = self._open_item[1]
-            self._open_item = None
-        parked = self._parked.pop(ev.item_id, None)
-        if parked is not None:
-            self._on_result(parked, now)
+        if self._results.committed(ev.item_id, end_pos=end_pos, server_commits=self.server_commits):
+            self._after_results(now)
 
     def _on_result(self, ev: p.TranscriptCompleted | p.TranscriptFailed, now: float) -> None:
-        seg = self.ledger.find(ev.item_id)
-        if seg is None:
-            seg = self._bind_unnamed_result(ev)
-            if seg is None:
-                return
-        if seg.done:
-            return
-        if isinstance(ev, p.TranscriptCompleted):
-            seg.result = ev
-        else:
-            seg.failure = ev.error
-            logger.warning(
-                "transcription failed for one item (%s); the stream goes on",
-                ev.error.message,
-                extra={**self._extra(), "item_id": ev.item_id, "code": ev.error.code},
-            )
-        self._quick_failures = 0
-        self._release(now)
+        if self._results.result(ev, server_commits=self.server_commits):
+            self._quick_failures = 0
+        self._after_results(now)
 
-    def _bind_unnamed_result(
-        self, ev: p.TranscriptCompleted | p.TranscriptFailed
-    ) -> Segment | None:
-        """A result for an item no ``committed`` named. If exactly one client commit waits for
-        its ``committed``, the result is that commit's; otherwise it is parked until a
-        ``committed`` names it (and the watchdog decides if none ever does)."""
-        if ev.item_id in self._released:
-            return None
-        if not self.server_commits and self.ledger.waiting_commits() == 1:
-            seg = self.ledger.oldest_waiting_commit()
-            assert seg is not None
-            seg.item_id = ev.item_id
-            return seg
-        if len(self._parked) < MAX_PARKED_RESULTS:
-            self._parked[ev.item_id] = ev
-        return None
-
-    def _release(self, now: float) -> None:
-        for seg in self.ledger.release():
-            self._emit_final(seg)
+    def _after_results(self, now: float) -> None:
         self._owed_since = now if self.ledger.owed() else None
         self._check_finished()
-
-    def _emit_final(self, seg: Segment) -> None:
-        item_id = seg.item_id or ""
-        if item_id:
-            self._released.append(item_id)
-            self._texts.pop(item_id, None)
-        result = seg.result
-        start = seg.start / p.BYTES_PER_SECOND
-        end = seg.end / p.BYTES_PER_SECOND
-        if result is not None and result.transcript.strip():
-            self._emit(
-                Transcript(
-                    "final",
-                    item_id,
-                    result.transcript,
-                    result.language or self.config.language or "",
-                    start=start,
-                    end=end,
-                    confidence=p.confidence(result.logprobs),
-                )
-            )
-        if seg.failure is LOST_AUDIO:
-            return  # it never reached a server that transcribed it: nothing to bill
-        usage = result.usage if result is not None else None
-        if usage is None:
-            self._emit(UsageRecord(item_id, seg.seconds))
-            return
-        seconds = usage.seconds if usage.kind == "duration" else seg.seconds
-        self._emit(
-            UsageRecord(
-                item_id,
-                seconds,
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                audio_tokens=usage.audio_tokens,
-                text_tokens=usage.text_tokens,
-            )
-        )
 
     def _on_speech_started(self, ev: p.SpeechStarted) -> None:
         self._stopped_at.pop(ev.item_id, None)
         if self.local_vad or self.speaking:
             return
         self.speaking = True
-        self._emit(SpeechStart(self._stream_pos(ev.audio_start_ms) / p.BYTES_PER_SECOND))
+        self._emit(SpeechStart(self._sender.stream_pos(ev.audio_start_ms) / p.BYTES_PER_SECOND))
 
     def _on_speech_stopped(self, ev: p.SpeechStopped) -> None:
-        pos = self._stream_pos(ev.audio_end_ms)
+        pos = self._sender.stream_pos(ev.audio_end_ms)
         self._stopped_at[ev.item_id] = pos
         if self.local_vad or not self.speaking:
             return
@@ -921,11 +640,10 @@ class TranscriptionSession:
         return None
 
     def _forget_socket(self) -> None:
-        self._control.clear()
+        self._sender.reset()
         self._taken_at = None
         self._owed_since = None
         self._rollover_at = self._hard_deadline = None
-        self.ledger.send_cursor = None
         if self.ending is not None and isinstance(self.ending, RollOver):
             self._new_session_wanted = False
 

@@ -31,7 +31,7 @@ from livekit.agents import (
     vad as vad_mod,
 )
 
-from . import protocol as p, session as s
+from . import protocol as p, records as r, session as s
 from .connection import Binary, Closed, Connection, HandshakeRefused, Text, TransportError
 from .errors import Action, classify_http_status
 from .log import logger
@@ -186,14 +186,14 @@ class SpeechStream(stt.RecognizeStream):
                 attempts += 1
                 continue
             decision = await self._serve(conn)
-            if isinstance(decision, s.Finish):
+            if isinstance(decision, r.Finish):
                 return
-            if isinstance(decision, s.Fail):
+            if isinstance(decision, r.Fail):
                 raise self._fatal(decision)
-            if isinstance(decision, s.RollOver):
+            if isinstance(decision, r.RollOver):
                 attempts = 0
                 continue
-            assert isinstance(decision, s.Reconnect)
+            assert isinstance(decision, r.Reconnect)
             attempts = 0 if self._configured else attempts
             attempts += 1
             error = _api_error(decision.failure)
@@ -256,7 +256,7 @@ class SpeechStream(stt.RecognizeStream):
         self._report_connection_acquired(time.perf_counter() - started, False)
         return conn
 
-    async def _serve(self, conn: Connection) -> s.Ending:
+    async def _serve(self, conn: Connection) -> r.Ending:
         """Run one socket until the session decides it is done with it."""
         session = self._session
         self._conn = conn
@@ -321,8 +321,8 @@ class SpeechStream(stt.RecognizeStream):
         except asyncio.TimeoutError:
             pass
 
-    def _fatal(self, decision: s.Ending | None) -> APIError:
-        assert isinstance(decision, s.Fail)
+    def _fatal(self, decision: r.Ending | None) -> APIError:
+        assert isinstance(decision, r.Fail)
         error = _api_error(decision.failure)
         logger.error(error.message, extra=self._extra(**decision.failure.body))
         return error
@@ -456,8 +456,8 @@ class SpeechStream(stt.RecognizeStream):
         if session.ending is not None:
             self._ended.set()
 
-    def _on_output(self, out: s.Output) -> None:
-        if isinstance(out, s.Transcript):
+    def _on_output(self, out: r.Output) -> None:
+        if isinstance(out, r.Transcript):
             final = out.kind == "final"
             self._event_ch.send_nowait(
                 stt.SpeechEvent(
@@ -478,7 +478,7 @@ class SpeechStream(stt.RecognizeStream):
                     ],
                 )
             )
-        elif isinstance(out, s.UsageRecord):
+        elif isinstance(out, r.UsageRecord):
             self._event_ch.send_nowait(
                 stt.SpeechEvent(
                     type=stt.SpeechEventType.RECOGNITION_USAGE,
@@ -490,11 +490,11 @@ class SpeechStream(stt.RecognizeStream):
                     ),
                 )
             )
-        elif isinstance(out, s.SpeechStart):
+        elif isinstance(out, r.SpeechStart):
             self._emit(stt.SpeechEventType.START_OF_SPEECH, speech_start_time=self._wall(out.at))
-        elif isinstance(out, s.SpeechEnd):
+        elif isinstance(out, r.SpeechEnd):
             self._emit(stt.SpeechEventType.END_OF_SPEECH, speech_end_time=self._wall(out.at))
-        elif isinstance(out, s.Replay):
+        elif isinstance(out, r.Replay):
             self._configured = True
 
     def _emit(self, kind: stt.SpeechEventType, **fields: Any) -> None:
@@ -508,7 +508,7 @@ class SpeechStream(stt.RecognizeStream):
         return {"session_id": self._session.session_id, "model": self._opts.model, **more}
 
 
-def _api_error(failure: s.Failure) -> APIError:
+def _api_error(failure: r.Failure) -> APIError:
     """The LiveKit exception for a session failure: retryable unless it is fatal."""
     retryable = failure.action is not Action.FATAL
     if failure.kind == "timeout":

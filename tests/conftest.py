@@ -1,19 +1,22 @@
-"""Shared fixtures: the bundled sample audio, a stream driver, and a check that the API key never
-reaches a log line."""
+"""Shared fixtures: the bundled sample audio, a stream driver, an STT factory that closes what
+it made, the one "exactly once" checker, and a check that the API key never reaches a log
+line."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import wave
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from livekit import rtc
 from livekit.agents import stt
-from livekit.plugins.openai_rt.testing import Emulator
+from livekit.plugins import openai_rt
+from livekit.plugins.openai_rt.testing import EmulatedItem, Emulator, expected_transcript
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_WAV = ROOT / "examples" / "sample.wav"
@@ -21,6 +24,10 @@ SAMPLE_LINES = (ROOT / "examples" / "sample.txt").read_text().splitlines()
 KEY = "sk-test-0123456789-do-not-log-me"
 FLUSH_POINTS = (4.7, 10.0)
 """Seconds into the sample that fall in the silences between its three sentences."""
+MIN_COMMIT = 4800
+"""Bytes in the server's 100 ms commit minimum (24 kHz pcm16)."""
+FINAL = stt.SpeechEventType.FINAL_TRANSCRIPT
+USAGE = stt.SpeechEventType.RECOGNITION_USAGE
 
 
 def read_pcm(path: Path = SAMPLE_WAV) -> bytes:
@@ -92,6 +99,65 @@ def of_type(events: Sequence[stt.SpeechEvent], kind: stt.SpeechEventType) -> lis
 def final_texts(events: Sequence[stt.SpeechEvent]) -> list[str]:
     """The text of every FINAL_TRANSCRIPT, in order."""
     return [ev.alternatives[0].text for ev in of_type(events, stt.SpeechEventType.FINAL_TRANSCRIPT)]
+
+
+def usage_seconds(events: Sequence[stt.SpeechEvent]) -> float:
+    """Audio seconds reported by the RECOGNITION_USAGE events."""
+    return sum(
+        ev.recognition_usage.audio_duration for ev in of_type(events, USAGE) if ev.recognition_usage
+    )
+
+
+def assert_exactly_once(
+    events: Sequence[stt.SpeechEvent],
+    items: Sequence[EmulatedItem],
+    pcm: bytes,
+    *,
+    every_item: bool = False,
+) -> None:
+    """Nothing lost, duplicated or reordered, proven by the emulator's transcripts.
+
+    Every FINAL is the transcript of its own server item's audio, each item at most once, in
+    order; the audio of those items concatenates to exactly ``pcm`` followed by end-of-input
+    padding (silence, under 100 ms); and usage adds up to exactly that audio. Items a dropped
+    socket left without an answer are ignored (their audio must come back in later items),
+    unless ``every_item``: then every committed item produced exactly one final.
+    """
+    by_id = {item.item_id: item for item in items}
+    finals = of_type(events, FINAL)
+    ids = [ev.request_id for ev in finals]
+    assert len(ids) == len(set(ids)), "a final was emitted twice"
+    for ev in finals:
+        assert ev.request_id in by_id, f"a final for an item the server never committed: {ev}"
+        assert ev.alternatives[0].text == expected_transcript(by_id[ev.request_id].audio)
+    audio = b"".join(by_id[i].audio for i in ids)
+    assert len(audio) >= len(pcm), f"lost {len(pcm) - len(audio)} bytes"
+    assert audio[: len(pcm)] == pcm, "audio reordered or corrupted"
+    padding = audio[len(pcm) :]
+    assert padding == bytes(len(padding)) and len(padding) < MIN_COMMIT
+    assert usage_seconds(events) == pytest.approx(len(audio) / 48000)
+    if every_item:
+        assert ids == [item.item_id for item in items]
+
+
+MakeSTT = Callable[..., openai_rt.STT]
+
+
+@pytest.fixture
+async def make_stt() -> AsyncIterator[MakeSTT]:
+    """``make_stt(emu, **options)``: an STT with the test key pointed at ``emu``; every STT
+    made is closed when the test ends."""
+    made: list[openai_rt.STT] = []
+
+    def factory(emu: Emulator, **options: Any) -> openai_rt.STT:
+        options.setdefault("api_key", KEY)
+        stt_ = openai_rt.STT(base_url=emu.base_url, **options)
+        made.append(stt_)
+        return stt_
+
+    yield factory
+    for stt_ in made:
+        await stt_.aclose()
 
 
 @pytest.fixture

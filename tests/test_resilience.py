@@ -9,6 +9,7 @@ autouse fixture in conftest) that no log line carried the API key.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -24,9 +25,16 @@ from livekit.plugins.openai_rt.testing import (
     RefuseHandshake,
     SendError,
     Stall,
-    expected_transcript,
 )
-from tests.conftest import FLUSH_POINTS, KEY, drive, error_records, of_type
+from tests.conftest import (
+    FLUSH_POINTS,
+    KEY,
+    MakeSTT,
+    assert_exactly_once,
+    drive,
+    error_records,
+    of_type,
+)
 
 log = logging.getLogger("tests.resilience")
 FINAL = stt.SpeechEventType.FINAL_TRANSCRIPT
@@ -41,13 +49,12 @@ class Run:
     emu: Emulator
 
 
-def make_stt(emu: Emulator, model: str, **kwargs: object) -> openai_rt.STT:
-    opts: dict[str, object] = {"heartbeat": 0.6, "result_timeout": 1.5, "final_timeout": 8.0}
-    opts.update(kwargs)
-    return openai_rt.STT(model=model, api_key=KEY, base_url=emu.base_url, **opts)  # type: ignore[arg-type]
+FAST_TIMERS: dict[str, object] = {"heartbeat": 0.6, "result_timeout": 1.5, "final_timeout": 8.0}
+"""Short liveness timers, so faults are detected within a test's time."""
 
 
 async def run(
+    make_stt: MakeSTT,
     pcm: bytes,
     model: str,
     faults: FaultPlan | None,
@@ -57,14 +64,11 @@ async def run(
     **stt_kwargs: object,
 ) -> Run:
     async with Emulator(api_key=KEY, faults=faults, **(emulator_kwargs or {})) as emu:  # type: ignore[arg-type]
-        stt_ = make_stt(emu, model, **stt_kwargs)
-        try:
-            flush_at = FLUSH_POINTS if model == "gpt-realtime-whisper" else ()
-            events = await drive(
-                stt_.stream(conn_options=CONN), pcm, flush_at=flush_at, realtime=realtime
-            )
-        finally:
-            await stt_.aclose()
+        stt_ = make_stt(emu, model=model, **{**FAST_TIMERS, **stt_kwargs})
+        flush_at = FLUSH_POINTS if model == "gpt-realtime-whisper" else ()
+        events = await drive(
+            stt_.stream(conn_options=CONN), pcm, flush_at=flush_at, realtime=realtime
+        )
         log_reconnects(emu)
         return Run(events, emu)
 
@@ -85,25 +89,8 @@ def log_reconnects(emu: Emulator) -> None:
             log.info("reconnect %s -> %s took %.1f ms", prev[-6:], nxt[-6:], gap * 1000)
 
 
-def assert_exactly_once(result: Run, pcm: bytes) -> None:
-    """The finals, in order, are transcripts of items whose audio concatenates to exactly the
-    audio pushed (plus end-of-input padding): nothing lost, duplicated or reordered."""
-    items = {item.item_id: item for item in result.emu.committed_items()}
-    finals = of_type(result.events, FINAL)
-    ids = [ev.request_id for ev in finals]
-    assert len(ids) == len(set(ids)), "a final was emitted twice"
-    for ev in finals:
-        assert ev.alternatives[0].text == expected_transcript(items[ev.request_id].audio)
-    audio = b"".join(items[i].audio for i in ids)
-    assert len(audio) >= len(pcm), f"lost {len(pcm) - len(audio)} bytes"
-    assert audio[: len(pcm)] == pcm, "audio reordered or corrupted"
-    assert audio[len(pcm) :] == bytes(len(audio) - len(pcm)) and len(audio) - len(pcm) < 4800
-    usage = sum(
-        ev.recognition_usage.audio_duration
-        for ev in of_type(result.events, USAGE)
-        if ev.recognition_usage
-    )
-    assert usage == pytest.approx(len(audio) / 48000)
+def assert_run_exactly_once(result: Run, pcm: bytes) -> None:
+    assert_exactly_once(result.events, result.emu.committed_items(), pcm)
 
 
 # -- recoverable faults: the stream reconnects, replays, and loses nothing ---------------------
@@ -132,10 +119,10 @@ RECOVERABLE = {
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("fault", list(RECOVERABLE))
 async def test_recoverable_fault_loses_nothing(
-    fault: str, model: str, sample_pcm: bytes, caplog: pytest.LogCaptureFixture
+    fault: str, model: str, sample_pcm: bytes, caplog: pytest.LogCaptureFixture, make_stt: MakeSTT
 ) -> None:
-    result = await run(sample_pcm, model, RECOVERABLE[fault])
-    assert_exactly_once(result, sample_pcm)
+    result = await run(make_stt, sample_pcm, model, RECOVERABLE[fault])
+    assert_run_exactly_once(result, sample_pcm)
     assert not error_records(caplog)
     if "handshake" in fault or "reordered" in fault or "malformed" in fault:
         return
@@ -143,21 +130,21 @@ async def test_recoverable_fault_loses_nothing(
 
 
 async def test_silent_server_is_caught_by_the_result_watchdog(
-    sample_pcm: bytes, caplog: pytest.LogCaptureFixture
+    sample_pcm: bytes, caplog: pytest.LogCaptureFixture, make_stt: MakeSTT
 ) -> None:
     # the server keeps reading audio and answering pings but never answers a commit
     faults = FaultPlan(stall=Stall(after_bytes=250_000, read=False, answer=True, connections={0}))
-    result = await run(sample_pcm, "gpt-realtime-whisper", faults, heartbeat=None)
-    assert_exactly_once(result, sample_pcm)
+    result = await run(make_stt, sample_pcm, "gpt-realtime-whisper", faults, heartbeat=None)
+    assert_run_exactly_once(result, sample_pcm)
     assert len(result.emu.sessions) == 2
     assert any("result_timeout" in r.getMessage() for r in caplog.records)
 
 
 @pytest.mark.parametrize("model", MODELS)
 async def test_failed_item_is_a_warning_and_later_items_still_arrive(
-    model: str, sample_pcm: bytes, caplog: pytest.LogCaptureFixture
+    model: str, sample_pcm: bytes, caplog: pytest.LogCaptureFixture, make_stt: MakeSTT
 ) -> None:
-    result = await run(sample_pcm, model, FaultPlan(fail_items={0}))
+    result = await run(make_stt, sample_pcm, model, FaultPlan(fail_items={0}))
     items = result.emu.committed_items()
     assert items[0].status == "failed"
     finals = of_type(result.events, FINAL)
@@ -189,10 +176,10 @@ FATAL = {
 
 @pytest.mark.parametrize("fault", list(FATAL))
 async def test_fatal_fault_fails_fast_with_one_error_line(
-    fault: str, sample_pcm: bytes, caplog: pytest.LogCaptureFixture
+    fault: str, sample_pcm: bytes, caplog: pytest.LogCaptureFixture, make_stt: MakeSTT
 ) -> None:
     with pytest.raises(APIError) as info:
-        await run(sample_pcm, "gpt-realtime-whisper", FATAL[fault])
+        await run(make_stt, sample_pcm, "gpt-realtime-whisper", FATAL[fault])
     assert info.value.retryable is False
     if "handshake" in fault:
         assert isinstance(info.value, APIStatusError)
@@ -201,12 +188,12 @@ async def test_fatal_fault_fails_fast_with_one_error_line(
 
 
 async def test_instant_failures_stop_instead_of_looping(
-    sample_pcm: bytes, caplog: pytest.LogCaptureFixture
+    sample_pcm: bytes, caplog: pytest.LogCaptureFixture, make_stt: MakeSTT
 ) -> None:
     # every session is dropped the moment it opens, before it can transcribe anything
     faults = FaultPlan(drop_after_seconds=0.0)
     with pytest.raises(APIError) as info:
-        await run(sample_pcm, "gpt-realtime-whisper", faults)
+        await run(make_stt, sample_pcm, "gpt-realtime-whisper", faults)
     assert info.value.retryable is False
     assert "in a row" in info.value.message
     errors = error_records(caplog)
@@ -221,22 +208,22 @@ async def test_instant_failures_stop_instead_of_looping(
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("seed", range(8))
 async def test_a_drop_at_a_random_point_loses_nothing(
-    seed: int, model: str, sample_pcm: bytes
+    seed: int, model: str, sample_pcm: bytes, make_stt: MakeSTT
 ) -> None:
     faults = FaultPlan(
         drop_at_random=RandomDrop(seed=seed, min_bytes=20_000, max_bytes=700_000, connections={0})
     )
-    result = await run(sample_pcm, model, faults, realtime=30.0)
-    assert_exactly_once(result, sample_pcm)
+    result = await run(make_stt, sample_pcm, model, faults, realtime=30.0)
+    assert_run_exactly_once(result, sample_pcm)
 
 
-async def test_two_drops_in_one_call_lose_nothing(sample_pcm: bytes) -> None:
+async def test_two_drops_in_one_call_lose_nothing(sample_pcm: bytes, make_stt: MakeSTT) -> None:
     faults = FaultPlan(
         drop_at_random=RandomDrop(seed=99, min_bytes=100_000, max_bytes=300_000, connections={0, 1})
     )
-    result = await run(sample_pcm, "gpt-realtime-whisper", faults)
+    result = await run(make_stt, sample_pcm, "gpt-realtime-whisper", faults)
     assert len(result.emu.sessions) >= 3
-    assert_exactly_once(result, sample_pcm)
+    assert_run_exactly_once(result, sample_pcm)
 
 
 # -- long calls: planned roll-over before expiry -------------------------------------------------
@@ -244,10 +231,11 @@ async def test_two_drops_in_one_call_lose_nothing(sample_pcm: bytes) -> None:
 
 @pytest.mark.parametrize("model", MODELS)
 async def test_long_call_rolls_over_sessions_without_loss(
-    model: str, sample_pcm: bytes, caplog: pytest.LogCaptureFixture
+    model: str, sample_pcm: bytes, caplog: pytest.LogCaptureFixture, make_stt: MakeSTT
 ) -> None:
     pcm = sample_pcm * 2  # 29.5 s, fed at 6x: about 5 s of wall time
     result = await run(
+        make_stt,
         pcm,
         model,
         None,
@@ -256,7 +244,7 @@ async def test_long_call_rolls_over_sessions_without_loss(
         rollover_margin=0.6,
     )
     assert len(result.emu.sessions) >= 3
-    assert_exactly_once(result, pcm)
+    assert_run_exactly_once(result, pcm)
     expired = [
         ev for ev in result.emu.events if ev.direction == "out" and ev.event.get("type") == "error"
     ]
@@ -269,10 +257,11 @@ async def test_long_call_rolls_over_sessions_without_loss(
 
 
 async def test_session_expired_anyway_moves_on_without_loss(
-    sample_pcm: bytes, caplog: pytest.LogCaptureFixture
+    sample_pcm: bytes, caplog: pytest.LogCaptureFixture, make_stt: MakeSTT
 ) -> None:
     # roll-over disabled in effect (margin 0): the server's session_expired ends each session
     result = await run(
+        make_stt,
         sample_pcm,
         "gpt-realtime-whisper",
         None,
@@ -280,7 +269,7 @@ async def test_session_expired_anyway_moves_on_without_loss(
         emulator_kwargs={"max_session_seconds": 1.0},
         rollover_margin=0.0,
     )
-    assert_exactly_once(result, sample_pcm)
+    assert_run_exactly_once(result, sample_pcm)
     assert len(result.emu.sessions) >= 2
     assert not error_records(caplog)
 
@@ -289,11 +278,12 @@ async def test_session_expired_anyway_moves_on_without_loss(
 
 
 async def test_replay_bound_applies_and_says_how_much_was_not_replayed(
-    sample_pcm: bytes, caplog: pytest.LogCaptureFixture
+    sample_pcm: bytes, caplog: pytest.LogCaptureFixture, make_stt: MakeSTT
 ) -> None:
     # the server stops reading; with a 2 s replay bound the oldest audio cannot be replayed
     faults = FaultPlan(stall=Stall(after_bytes=50_000, read=True, answer=True, connections={0}))
     result = await run(
+        make_stt,
         sample_pcm,
         "gpt-realtime-whisper",
         faults,
@@ -311,20 +301,16 @@ async def test_replay_bound_applies_and_says_how_much_was_not_replayed(
 # -- live option updates -----------------------------------------------------------------------
 
 
-async def test_language_update_applies_in_place(sample_pcm: bytes) -> None:
+async def test_language_update_applies_in_place(sample_pcm: bytes, make_stt: MakeSTT) -> None:
     async with Emulator(api_key=KEY) as emu:
-        stt_ = make_stt(emu, "gpt-realtime-whisper")
-        try:
-            stream = stt_.stream(conn_options=CONN)
-            feed = drive(stream, sample_pcm, flush_at=FLUSH_POINTS, realtime=15.0)
-            import asyncio
-
-            task = asyncio.ensure_future(feed)
-            await emu.wait_for(lambda: emu.committed_items(), timeout=5.0)
-            stt_.update_options(language="fr", delay="high")
-            events = await task
-        finally:
-            await stt_.aclose()
+        stt_ = make_stt(emu, **FAST_TIMERS)
+        stream = stt_.stream(conn_options=CONN)
+        task = asyncio.ensure_future(
+            drive(stream, sample_pcm, flush_at=FLUSH_POINTS, realtime=15.0)
+        )
+        await emu.wait_for(lambda: emu.committed_items(), timeout=5.0)
+        stt_.update_options(language="fr", delay="high")
+        events = await task
         assert len(emu.sessions) == 1
         updates = [
             e.event
@@ -333,27 +319,24 @@ async def test_language_update_applies_in_place(sample_pcm: bytes) -> None:
         ]
         assert len(updates) == 2
         assert emu.sessions[0].config["audio"]["input"]["transcription"]["language"] == "fr"
-        assert_exactly_once(Run(events, emu), sample_pcm)
+        assert_exactly_once(events, emu.committed_items(), sample_pcm)
 
 
-async def test_model_change_moves_to_a_new_session_without_loss(sample_pcm: bytes) -> None:
-    import asyncio
-
+async def test_model_change_moves_to_a_new_session_without_loss(
+    sample_pcm: bytes, make_stt: MakeSTT
+) -> None:
     async with Emulator(api_key=KEY) as emu:
-        stt_ = make_stt(emu, "gpt-realtime-whisper")
-        try:
-            stream = stt_.stream(conn_options=CONN)
-            task = asyncio.ensure_future(
-                drive(stream, sample_pcm, flush_at=FLUSH_POINTS, realtime=10.0)
-            )
-            await emu.wait_for(lambda: emu.committed_items(), timeout=5.0)
-            stream.update_options(model="gpt-live-transcribe")
-            events = await task
-        finally:
-            await stt_.aclose()
+        stt_ = make_stt(emu, **FAST_TIMERS)
+        stream = stt_.stream(conn_options=CONN)
+        task = asyncio.ensure_future(
+            drive(stream, sample_pcm, flush_at=FLUSH_POINTS, realtime=10.0)
+        )
+        await emu.wait_for(lambda: emu.committed_items(), timeout=5.0)
+        stream.update_options(model="gpt-live-transcribe")
+        events = await task
         models = [s.config["audio"]["input"]["transcription"]["model"] for s in emu.sessions]
         assert models[0] == "gpt-realtime-whisper" and models[-1] == "gpt-live-transcribe"
-        assert_exactly_once(Run(events, emu), sample_pcm)
+        assert_exactly_once(events, emu.committed_items(), sample_pcm)
 
 
 def test_invalid_update_raises_and_changes_nothing() -> None:

@@ -10,58 +10,41 @@ import pytest
 from pydantic import TypeAdapter
 
 from livekit.agents import APIError, APIStatusError, inference, stt, vad
-from livekit.plugins import openai_rt
 from livekit.plugins.openai_rt.testing import (
-    EmulatedItem,
     Emulator,
     FaultPlan,
     SendError,
     expected_transcript,
 )
-from tests.conftest import FLUSH_POINTS, KEY, drive, error_records, final_texts, of_type
+from tests.conftest import (
+    FLUSH_POINTS,
+    KEY,
+    MIN_COMMIT,
+    MakeSTT,
+    assert_exactly_once,
+    drive,
+    error_records,
+    final_texts,
+    of_type,
+    usage_seconds,
+)
 
 FINAL = stt.SpeechEventType.FINAL_TRANSCRIPT
 INTERIM = stt.SpeechEventType.INTERIM_TRANSCRIPT
 USAGE = stt.SpeechEventType.RECOGNITION_USAGE
 SOS = stt.SpeechEventType.START_OF_SPEECH
 EOS = stt.SpeechEventType.END_OF_SPEECH
-MIN_COMMIT = 4800
-
-
-def assert_transcripts_prove_audio(
-    events: list[stt.SpeechEvent], items: list[EmulatedItem], pcm: bytes
-) -> None:
-    """Every byte pushed was committed exactly once, in order (end-of-input padding aside), and
-    every final is the transcript of its own item's audio, once, in commit order."""
-    audio = b"".join(item.audio for item in items)
-    assert audio[: len(pcm)] == pcm
-    assert audio[len(pcm) :] == bytes(len(audio) - len(pcm))  # padding is silence
-    assert len(audio) - len(pcm) < MIN_COMMIT
-    expected = [expected_transcript(item.audio) for item in items]
-    assert final_texts(events) == expected
-    assert [ev.request_id for ev in of_type(events, FINAL)] == [item.item_id for item in items]
-
-
-def usage_seconds(events: list[stt.SpeechEvent]) -> float:
-    total = 0.0
-    for ev in of_type(events, USAGE):
-        assert ev.recognition_usage is not None
-        total += ev.recognition_usage.audio_duration
-    return total
 
 
 async def test_flush_commits_each_utterance_and_nothing_is_lost(
-    emulator: Emulator, sample_pcm: bytes
+    emulator: Emulator, sample_pcm: bytes, make_stt: MakeSTT
 ) -> None:
-    stt_ = openai_rt.STT(api_key=KEY, base_url=emulator.base_url, delay="low")
-    try:
-        events = await drive(stt_.stream(), sample_pcm, flush_at=FLUSH_POINTS)
-    finally:
-        await stt_.aclose()
+    stt_ = make_stt(emulator, delay="low")
+    events = await drive(stt_.stream(), sample_pcm, flush_at=FLUSH_POINTS)
     items = emulator.committed_items()
     assert len(items) == 3
     assert all(item.committed_by == "client" and item.status == "completed" for item in items)
-    assert_transcripts_prove_audio(events, items, sample_pcm)
+    assert_exactly_once(events, items, sample_pcm, every_item=True)
     # usage equals the committed seconds, item by item
     assert usage_seconds(events) == pytest.approx(sum(len(i.audio) for i in items) / 48000)
     assert len(of_type(events, USAGE)) == 3
@@ -87,70 +70,61 @@ async def test_flush_commits_each_utterance_and_nothing_is_lost(
     assert session.config["audio"]["input"]["turn_detection"] is None
 
 
-async def test_audio_waits_for_session_updated(emulator: Emulator, sample_pcm: bytes) -> None:
-    stt_ = openai_rt.STT(api_key=KEY, base_url=emulator.base_url)
-    try:
-        await drive(stt_.stream(), sample_pcm[: 48000 * 2])
-    finally:
-        await stt_.aclose()
+async def test_audio_waits_for_session_updated(
+    emulator: Emulator, sample_pcm: bytes, make_stt: MakeSTT
+) -> None:
+    stt_ = make_stt(emulator)
+    await drive(stt_.stream(), sample_pcm[: 48000 * 2])
     log = [(ev.direction, ev.event["type"]) for ev in emulator.events]
     first_append = log.index(("in", "input_audio_buffer.append"))
     assert log.index(("out", "session.updated")) < first_append
     assert log[:first_append].count(("in", "session.update")) == 1
 
 
-async def test_end_input_alone_commits_everything(emulator: Emulator, sample_pcm: bytes) -> None:
-    stt_ = openai_rt.STT(api_key=KEY, base_url=emulator.base_url)
-    try:
-        events = await drive(stt_.stream(), sample_pcm)
-    finally:
-        await stt_.aclose()
+async def test_end_input_alone_commits_everything(
+    emulator: Emulator, sample_pcm: bytes, make_stt: MakeSTT
+) -> None:
+    stt_ = make_stt(emulator)
+    events = await drive(stt_.stream(), sample_pcm)
     items = emulator.committed_items()
     assert len(items) == 1
-    assert_transcripts_prove_audio(events, items, sample_pcm)
+    assert_exactly_once(events, items, sample_pcm, every_item=True)
 
 
 async def test_short_flushes_are_never_committed_and_their_audio_is_kept(
-    emulator: Emulator, sample_pcm: bytes
+    emulator: Emulator, sample_pcm: bytes, make_stt: MakeSTT
 ) -> None:
-    stt_ = openai_rt.STT(api_key=KEY, base_url=emulator.base_url)
+    stt_ = make_stt(emulator)
     pcm = sample_pcm[: 48000 * 2]
-    try:
-        # a flush after 60 ms, then two flushes in a row: only the real segments are committed
-        events = await drive(stt_.stream(), pcm, flush_at=(0.06, 1.0, 1.0))
-    finally:
-        await stt_.aclose()
+    # a flush after 60 ms, then two flushes in a row: only the real segments are committed
+    events = await drive(stt_.stream(), pcm, flush_at=(0.06, 1.0, 1.0))
     items = emulator.committed_items()
     assert [len(i.audio) for i in items] == [48000, 48000]
     assert not [e for e in emulator.events if e.event["type"] == "error"]
-    assert_transcripts_prove_audio(events, items, pcm)
+    assert_exactly_once(events, items, pcm, every_item=True)
 
 
-async def test_a_short_tail_is_padded_not_dropped(emulator: Emulator, sample_pcm: bytes) -> None:
-    stt_ = openai_rt.STT(api_key=KEY, base_url=emulator.base_url)
+async def test_a_short_tail_is_padded_not_dropped(
+    emulator: Emulator, sample_pcm: bytes, make_stt: MakeSTT
+) -> None:
+    stt_ = make_stt(emulator)
     pcm = sample_pcm[: 24000 + 1200]  # 0.5 s, flushed, then a 25 ms tail
-    try:
-        events = await drive(stt_.stream(), pcm, flush_at=(0.5,))
-    finally:
-        await stt_.aclose()
+    events = await drive(stt_.stream(), pcm, flush_at=(0.5,))
     items = emulator.committed_items()
     assert [len(i.audio) for i in items] == [24000, MIN_COMMIT]
-    assert_transcripts_prove_audio(events, items, pcm)
+    assert_exactly_once(events, items, pcm, every_item=True)
 
 
 async def test_own_vad_commits_at_end_of_speech_and_emits_speech_events(
-    emulator: Emulator, sample_pcm: bytes
+    emulator: Emulator, sample_pcm: bytes, make_stt: MakeSTT
 ) -> None:
-    stt_ = openai_rt.STT(api_key=KEY, base_url=emulator.base_url, vad=inference.VAD())
-    try:
-        events = await drive(stt_.stream(), sample_pcm, realtime=8.0)
-    finally:
-        await stt_.aclose()
+    stt_ = make_stt(emulator, vad=inference.VAD())
+    events = await drive(stt_.stream(), sample_pcm, realtime=8.0)
     items = emulator.committed_items()
     # one commit per sentence at its end of speech, then end_input() commits the trailing silence
     assert len(items) == 4
     assert len(items[-1].audio) < 48000
-    assert_transcripts_prove_audio(events, items, sample_pcm)
+    assert_exactly_once(events, items, sample_pcm, every_item=True)
     speech = [ev.type for ev in events if ev.type in (SOS, EOS)]
     assert speech == [SOS, EOS] * 3
     for ev in of_type(events, EOS):
@@ -159,20 +133,15 @@ async def test_own_vad_commits_at_end_of_speech_and_emits_speech_events(
         assert ev.speech_start_time is not None
 
 
-async def test_server_vad_model_commits_on_the_server(sample_pcm: bytes) -> None:
+async def test_server_vad_model_commits_on_the_server(sample_pcm: bytes, make_stt: MakeSTT) -> None:
     async with Emulator(api_key=KEY) as emu:
-        stt_ = openai_rt.STT(
-            model="gpt-4o-mini-transcribe", api_key=KEY, base_url=emu.base_url, logprobs=True
-        )
-        try:
-            events = await drive(stt_.stream(), sample_pcm, realtime=20.0)
-        finally:
-            await stt_.aclose()
+        stt_ = make_stt(emu, model="gpt-4o-mini-transcribe", logprobs=True)
+        events = await drive(stt_.stream(), sample_pcm, realtime=20.0)
         items = emu.committed_items()
         config = emu.sessions[0].config["audio"]["input"]
     assert config["turn_detection"]["type"] == "server_vad"
     assert [i.committed_by for i in items][:3] == ["server_vad"] * 3
-    assert_transcripts_prove_audio(events, items, sample_pcm)
+    assert_exactly_once(events, items, sample_pcm, every_item=True)
     speech = [ev.type for ev in events if ev.type in (SOS, EOS)]
     assert speech == [SOS, EOS] * 3
     # token usage reaches RecognitionUsage, audio seconds stay the committed seconds
@@ -183,16 +152,11 @@ async def test_server_vad_model_commits_on_the_server(sample_pcm: bytes) -> None
     assert all(0 < ev.alternatives[0].confidence <= 1 for ev in of_type(events, FINAL))
 
 
-async def test_detected_language_is_reported(sample_pcm: bytes) -> None:
+async def test_detected_language_is_reported(sample_pcm: bytes, make_stt: MakeSTT) -> None:
     async with Emulator(api_key=KEY) as emu:
         # no language hint: the language on the final can only come from the server
-        stt_ = openai_rt.STT(
-            model="gpt-transcribe", language=None, api_key=KEY, base_url=emu.base_url
-        )
-        try:
-            events = await drive(stt_.stream(), sample_pcm[:96000])
-        finally:
-            await stt_.aclose()
+        stt_ = make_stt(emu, model="gpt-transcribe", language=None)
+        events = await drive(stt_.stream(), sample_pcm[:96000])
         completed = [
             e.event for e in emu.events if e.event["type"].endswith("transcription.completed")
         ]
@@ -203,14 +167,11 @@ async def test_detected_language_is_reported(sample_pcm: bytes) -> None:
 
 
 async def test_refused_key_fails_fast_with_401(
-    emulator: Emulator, sample_pcm: bytes, caplog: pytest.LogCaptureFixture
+    emulator: Emulator, sample_pcm: bytes, caplog: pytest.LogCaptureFixture, make_stt: MakeSTT
 ) -> None:
-    stt_ = openai_rt.STT(api_key="sk-wrong", base_url=emulator.base_url)
-    try:
-        with pytest.raises(APIStatusError) as info:
-            await drive(stt_.stream(), sample_pcm[:48000])
-    finally:
-        await stt_.aclose()
+    stt_ = make_stt(emulator, api_key="sk-wrong")
+    with pytest.raises(APIStatusError) as info:
+        await drive(stt_.stream(), sample_pcm[:48000])
     assert info.value.status_code == 401
     assert info.value.retryable is False
     assert emulator.handshakes == 1  # not retried
@@ -219,14 +180,11 @@ async def test_refused_key_fails_fast_with_401(
 
 
 async def test_model_in_url_on_the_native_endpoint_is_a_clear_fatal_error(
-    emulator: Emulator, sample_pcm: bytes, caplog: pytest.LogCaptureFixture
+    emulator: Emulator, sample_pcm: bytes, caplog: pytest.LogCaptureFixture, make_stt: MakeSTT
 ) -> None:
-    stt_ = openai_rt.STT(api_key=KEY, base_url=emulator.base_url, model_in_url=True)
-    try:
-        with pytest.raises(APIError) as info:
-            await drive(stt_.stream(), sample_pcm[:48000])
-    finally:
-        await stt_.aclose()
+    stt_ = make_stt(emulator, model_in_url=True)
+    with pytest.raises(APIError) as info:
+        await drive(stt_.stream(), sample_pcm[:48000])
     assert info.value.retryable is False
     assert "invalid_model" in info.value.message
     errors = error_records(caplog)
@@ -234,19 +192,16 @@ async def test_model_in_url_on_the_native_endpoint_is_a_clear_fatal_error(
     assert emulator.sessions[0].query.get("model") == "gpt-realtime-whisper"
 
 
-async def test_gateway_mode_routes_on_model_in_url(sample_pcm: bytes) -> None:
+async def test_gateway_mode_routes_on_model_in_url(sample_pcm: bytes, make_stt: MakeSTT) -> None:
     async with Emulator(api_key=KEY, gateway_mode=True) as emu:
-        stt_ = openai_rt.STT(api_key=KEY, base_url=emu.base_url, model_in_url=True)
-        try:
-            events = await drive(stt_.stream(), sample_pcm[:48000])
-        finally:
-            await stt_.aclose()
+        stt_ = make_stt(emu, model_in_url=True)
+        events = await drive(stt_.stream(), sample_pcm[:48000])
         assert emu.sessions[0].query["model"] == "gpt-realtime-whisper"
-        assert_transcripts_prove_audio(events, emu.committed_items(), sample_pcm[:48000])
+        assert_exactly_once(events, emu.committed_items(), sample_pcm[:48000], every_item=True)
 
 
 async def test_benign_server_errors_are_warnings_and_the_stream_goes_on(
-    sample_pcm: bytes, caplog: pytest.LogCaptureFixture
+    sample_pcm: bytes, caplog: pytest.LogCaptureFixture, make_stt: MakeSTT
 ) -> None:
     faults = FaultPlan(
         send_error=SendError(
@@ -258,11 +213,8 @@ async def test_benign_server_errors_are_warnings_and_the_stream_goes_on(
         fail_items={1},
     )
     async with Emulator(api_key=KEY, faults=faults) as emu:
-        stt_ = openai_rt.STT(api_key=KEY, base_url=emu.base_url)
-        try:
-            events = await drive(stt_.stream(), sample_pcm, flush_at=FLUSH_POINTS)
-        finally:
-            await stt_.aclose()
+        stt_ = make_stt(emu)
+        events = await drive(stt_.stream(), sample_pcm, flush_at=FLUSH_POINTS)
         items = emu.committed_items()
     assert [i.status for i in items] == ["completed", "failed", "completed"]
     # the failed item yields no final; the others do, in order
@@ -281,18 +233,15 @@ async def test_benign_server_errors_are_warnings_and_the_stream_goes_on(
 
 
 async def test_every_client_event_is_a_valid_realtime_client_event(
-    emulator: Emulator, sample_pcm: bytes
+    emulator: Emulator, sample_pcm: bytes, make_stt: MakeSTT
 ) -> None:
     from openai.types.realtime import RealtimeClientEvent, RealtimeServerEvent
 
-    stt_ = openai_rt.STT(api_key=KEY, base_url=emulator.base_url, delay="minimal")
-    try:
-        stream = stt_.stream()
-        events = drive(stream, sample_pcm[:96000], flush_at=(1.0,))
-        stream.update_options(language="fr", delay="high")
-        await events
-    finally:
-        await stt_.aclose()
+    stt_ = make_stt(emulator, delay="minimal")
+    stream = stt_.stream()
+    events = drive(stream, sample_pcm[:96000], flush_at=(1.0,))
+    stream.update_options(language="fr", delay="high")
+    await events
     client_events = TypeAdapter(RealtimeClientEvent)
     server_events = TypeAdapter(RealtimeServerEvent)
     sent = [ev.event for ev in emulator.events if ev.direction == "in"]
@@ -327,32 +276,26 @@ class _BrokenVAD(vad.VAD):
 
 
 async def test_a_crashed_vad_fails_the_stream_loudly(
-    emulator: Emulator, sample_pcm: bytes, caplog: pytest.LogCaptureFixture
+    emulator: Emulator, sample_pcm: bytes, caplog: pytest.LogCaptureFixture, make_stt: MakeSTT
 ) -> None:
-    stt_ = openai_rt.STT(api_key=KEY, base_url=emulator.base_url, vad=_BrokenVAD())
-    try:
-        with pytest.raises(APIError) as info:
-            # without the check the stream would wait forever for a VAD that is gone
-            await asyncio.wait_for(drive(stt_.stream(), sample_pcm, realtime=10.0), 10.0)
-    finally:
-        await stt_.aclose()
+    stt_ = make_stt(emulator, vad=_BrokenVAD())
+    with pytest.raises(APIError) as info:
+        # without the check the stream would wait forever for a VAD that is gone
+        await asyncio.wait_for(drive(stt_.stream(), sample_pcm, realtime=10.0), 10.0)
     assert info.value.retryable is False
     assert "vad model crashed" in info.value.message
     assert any("task failed" in r.getMessage() for r in error_records(caplog))
 
 
 async def test_malformed_and_unknown_server_events_are_counted_not_fatal(
-    sample_pcm: bytes, caplog: pytest.LogCaptureFixture
+    sample_pcm: bytes, caplog: pytest.LogCaptureFixture, make_stt: MakeSTT
 ) -> None:
     faults = FaultPlan(malformed_json_after_bytes=50_000, unknown_event_after_bytes=100_000)
     async with Emulator(api_key=KEY, faults=faults) as emu:
-        stt_ = openai_rt.STT(api_key=KEY, base_url=emu.base_url)
-        try:
-            stream = stt_.stream()
-            events = await drive(stream, sample_pcm[:192000], flush_at=(2.0,))
-        finally:
-            await stt_.aclose()
-        assert_transcripts_prove_audio(events, emu.committed_items(), sample_pcm[:192000])
+        stt_ = make_stt(emu)
+        stream = stt_.stream()
+        events = await drive(stream, sample_pcm[:192000], flush_at=(2.0,))
+        assert_exactly_once(events, emu.committed_items(), sample_pcm[:192000], every_item=True)
     assert stream.skipped_server_frames == 2
     assert any("malformed" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
     assert not error_records(caplog)

@@ -2,7 +2,7 @@
 
 Rules are data: every per-model difference the plugin cares about lives in :data:`MODELS`, and the
 rest of the package asks :func:`model_spec` instead of comparing model names. Evidence for each row
-is in the protocol reference (``openai-realtime-protocol.md`` §2.3 and §6).
+is in ``docs/protocol.md`` (§2.3 model matrix, §6 prices).
 """
 
 from __future__ import annotations

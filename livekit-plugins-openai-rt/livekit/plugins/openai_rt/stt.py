@@ -21,9 +21,10 @@ from livekit.agents import (
 )
 from livekit.agents.utils import AudioBuffer
 
+from .log import logger
 from .models import DEFAULT_MODEL, model_spec
 from .options import DEFAULT_SERVER_VAD, STTOptions, validate
-from .protocol import TurnDetection
+from .protocol import TurnDetection, check_api_key, is_loopback_host, is_plaintext
 from .stream import SpeechStream
 
 
@@ -88,6 +89,7 @@ class STT(stt.STT):
             raise ValueError(
                 "OpenAI API key is required: set OPENAI_API_KEY or pass api_key= to openai_rt.STT"
             )
+        check_api_key(resolved_key)
         spec = model_spec(model)
         if utils.is_given(vad) and vad is not None and turn_detection:
             raise ValueError(
@@ -114,6 +116,7 @@ class STT(stt.STT):
             heartbeat=heartbeat,
         )
         validate(opts)
+        _warn_if_plaintext(base_url)
         super().__init__(
             capabilities=stt.STTCapabilities(
                 streaming=True,
@@ -221,3 +224,22 @@ class STT(stt.STT):
             await self._owned_session.close()
             self._owned_session = None
             self._session = None
+
+
+_warned_plaintext: set[str] = set()
+
+
+def _warn_if_plaintext(base_url: str) -> None:
+    """Warn once per host when the key would travel unencrypted to another machine."""
+    if not is_plaintext(base_url) or is_loopback_host(base_url):
+        return
+    host = urlsplit(base_url).netloc
+    if host in _warned_plaintext:
+        return
+    _warned_plaintext.add(host)
+    logger.warning(
+        "base_url %s is plain http/ws: the API key will cross the network unencrypted; "
+        "use https:// unless the link is private",
+        f"{urlsplit(base_url).scheme}://{host}",
+        extra={"host": host},
+    )

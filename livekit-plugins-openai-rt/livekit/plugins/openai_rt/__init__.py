@@ -12,16 +12,30 @@ See ``openai_rt.STT`` for the options and ``openai_rt.testing`` for the bundled 
 from livekit.agents import Plugin
 
 from .log import logger
-from .models import DEFAULT_MODEL, MODELS, ModelSpec, estimate_cost_usd, model_spec
+from .models import (
+    DEFAULT_MODEL,
+    MODELS,
+    DelayValue,
+    ModelSpec,
+    NoiseReduction,
+    TranscriptionModel,
+    estimate_cost_usd,
+    model_spec,
+)
 from .options import DEFAULT_SERVER_VAD, STTOptions
 from .stream import SpeechStream
 from .stt import STT
+from .usage import TranscriptionUsage
 from .version import __version__
 
 __all__ = [
     "STT",
     "SpeechStream",
     "STTOptions",
+    "TranscriptionUsage",
+    "TranscriptionModel",
+    "DelayValue",
+    "NoiseReduction",
     "ModelSpec",
     "MODELS",
     "DEFAULT_MODEL",

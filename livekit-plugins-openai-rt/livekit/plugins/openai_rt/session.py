@@ -158,7 +158,7 @@ class TranscriptionSession:
         self._final_retried = False
         self._stopped_at: dict[str, int] = {}  # server-VAD item -> stream position of its end
         self._results = Results(self.ledger, self._emit)
-        self._results.language = config.language or ""
+        self._results.language = config.hint_language
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -250,7 +250,7 @@ class TranscriptionSession:
         if config == self.config:
             return
         self.config = config
-        self._results.language = config.language or ""
+        self._results.language = config.hint_language
         if new_session:
             self._new_session_wanted = True
         elif self.state is State.LIVE:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import weakref
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,8 +23,8 @@ from livekit.agents import (
 from livekit.agents.utils import AudioBuffer
 
 from .log import logger
-from .models import DEFAULT_MODEL, model_spec
-from .options import DEFAULT_SERVER_VAD, STTOptions, validate
+from .models import DEFAULT_MODEL, DelayValue, NoiseReduction, TranscriptionModel, model_spec
+from .options import DEFAULT_SERVER_VAD, STTOptions, as_tuple, validate
 from .protocol import TurnDetection, check_api_key, is_loopback_host, is_plaintext
 from .stream import SpeechStream
 
@@ -40,12 +41,14 @@ class STT(stt.STT):
     def __init__(
         self,
         *,
-        model: str = DEFAULT_MODEL,
-        language: str | None = "en",
-        delay: str | None = None,
+        model: TranscriptionModel | str = DEFAULT_MODEL,
+        language: NotGivenOr[str | None] = NOT_GIVEN,
+        languages: Sequence[str] | None = None,
+        keywords: Sequence[str] | None = None,
+        delay: DelayValue | None = None,
         prompt: str | None = None,
         turn_detection: NotGivenOr[TurnDetection | None] = NOT_GIVEN,
-        noise_reduction: str | None = None,
+        noise_reduction: NoiseReduction | None = None,
         logprobs: bool = False,
         vad: NotGivenOr[vad_mod.VAD | None] = NOT_GIVEN,
         api_key: str | None = None,
@@ -61,8 +64,16 @@ class STT(stt.STT):
         """Create the STT. Invalid combinations raise ``ValueError`` here, before any socket.
 
         Args:
-            model: transcription model; known ones are listed in ``models.MODELS``.
-            language: ISO-639-1 hint, or None to let the model detect the language.
+            model: transcription model; known ones are listed in ``models.MODELS`` (any other
+                name is forwarded, with conservative defaults).
+            language: ISO-639-1 hint (``"en"``; case and region tags are normalized, names such
+                as ``"english"`` are refused with the code to use), or None to let the model
+                detect the language. Default ``"en"``, unless ``languages`` is given. Models
+                that take a ``languages`` list get it as a one-entry list.
+            languages: possible languages, a list of ISO-639-1 codes (gpt-live-transcribe and
+                gpt-transcribe only).
+            keywords: words or phrases to guide transcription (gpt-live-transcribe and
+                gpt-transcribe only).
             delay: ``"minimal"`` … ``"xhigh"``: latency/accuracy trade (gpt-realtime-whisper).
             prompt: context text, for models that take one (not gpt-realtime-whisper).
             turn_detection: server VAD config for models that have one; None turns it off and
@@ -99,9 +110,13 @@ class STT(stt.STT):
         if not utils.is_given(turn_detection):
             use_server_vad = spec.server_vad and not (utils.is_given(vad) and vad is not None)
             turn_detection = dict(DEFAULT_SERVER_VAD) if use_server_vad else None
+        if not utils.is_given(language):
+            language = None if languages is not None else "en"
         opts = STTOptions(
             model=model,
             language=language or None,
+            languages=as_tuple(languages, option="languages"),
+            keywords=as_tuple(keywords, option="keywords"),
             delay=delay,
             prompt=prompt,
             turn_detection=turn_detection,
@@ -150,19 +165,23 @@ class STT(stt.STT):
     def update_options(
         self,
         *,
-        model: NotGivenOr[str] = NOT_GIVEN,
+        model: NotGivenOr[TranscriptionModel | str] = NOT_GIVEN,
         language: NotGivenOr[str | None] = NOT_GIVEN,
-        delay: NotGivenOr[str | None] = NOT_GIVEN,
+        languages: NotGivenOr[Sequence[str] | None] = NOT_GIVEN,
+        keywords: NotGivenOr[Sequence[str] | None] = NOT_GIVEN,
+        delay: NotGivenOr[DelayValue | None] = NOT_GIVEN,
         prompt: NotGivenOr[str | None] = NOT_GIVEN,
         turn_detection: NotGivenOr[TurnDetection | None] = NOT_GIVEN,
-        noise_reduction: NotGivenOr[str | None] = NOT_GIVEN,
+        noise_reduction: NotGivenOr[NoiseReduction | None] = NOT_GIVEN,
     ) -> None:
         """Change options for new streams and every open one (see
         ``SpeechStream.update_options``). Invalid combinations raise ``ValueError`` and change
-        nothing."""
-        changes: dict[str, NotGivenOr[object]] = {
+        nothing. A new ``language`` replaces ``languages`` and the other way round."""
+        changes: dict[str, NotGivenOr[Any]] = {
             "model": model,
             "language": language,
+            "languages": languages,
+            "keywords": keywords,
             "delay": delay,
             "prompt": prompt,
             "turn_detection": turn_detection,
@@ -201,7 +220,8 @@ class STT(stt.STT):
         language: NotGivenOr[str] = NOT_GIVEN,
         conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
     ) -> SpeechStream:
-        """Open a streaming recognition (see :class:`SpeechStream`)."""
+        """Open a streaming recognition (see :class:`SpeechStream`). ``language`` overrides
+        the STT's language hint for this stream only."""
         opts = self._opts
         if utils.is_given(language):
             opts = dataclasses.replace(opts, language=language or None)

@@ -15,8 +15,9 @@ service produces::
 
 What it reproduces: routing and auth at the upgrade (``?model=`` on a transcription URL fails
 with ``invalid_model`` and close 4000; the beta protocol is refused), session configuration with
-per-model rules (``turn_detection`` and ``prompt`` rejected for ``gpt-realtime-whisper``,
-``delay`` values, unknown parameters), the audio buffer (the 100 ms commit minimum, a
+per-model rules (``turn_detection`` and ``prompt`` rejected for ``gpt-realtime-whisper``, the
+singular ``language`` for ``gpt-live-transcribe``, ``delay`` values, unknown parameters), the
+audio buffer (the 100 ms commit minimum, a
 deterministic server VAD), per-model transcription output (deltas before or after the commit,
 duration or token usage, logprobs, diarization segments) and session expiry, as specified by
 docs/protocol.md §7 A-E (translation sessions, docs/protocol.md §7 F, are answered with HTTP 501;
@@ -59,7 +60,7 @@ from .faults import (
     Stall,
 )
 from .records import EmulatedItem, EmulatedSession, LoggedEvent
-from .rules import MODEL_RULES, ModelRules
+from .rules import MODEL_RULES, STRICT_LANGUAGE_RULES, ModelRules
 from .server import Emulator
 from .transcribers import (
     BlockCrcTranscriber,
@@ -71,6 +72,7 @@ from .transcribers import (
 
 __all__ = [
     "MODEL_RULES",
+    "STRICT_LANGUAGE_RULES",
     "UNKNOWN_EVENT_TYPE",
     "BlockCrcTranscriber",
     "CloseWith",

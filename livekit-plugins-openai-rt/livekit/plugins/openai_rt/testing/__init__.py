@@ -19,7 +19,8 @@ per-model rules (``turn_detection`` and ``prompt`` rejected for ``gpt-realtime-w
 singular ``language`` for ``gpt-live-transcribe``, ``delay`` values, unknown parameters), the
 audio buffer (the 100 ms commit minimum, a
 deterministic server VAD), per-model transcription output (deltas before or after the commit,
-duration or token usage, logprobs, diarization segments) and session expiry, as specified by
+duration or token usage, logprobs, completions a realistic 0.3 s after the commit) and session
+expiry (close 1001), as specified by
 docs/protocol.md §7 A-E (translation sessions, docs/protocol.md §7 F, are answered with HTTP 501;
 REST client secrets, docs/protocol.md §7 G, are not emulated). Each behaviour cites its section
 of docs/protocol.md where it is implemented, with the evidence tag defined in docs/README.md.

@@ -235,14 +235,16 @@ class ServerSession:
         self._close(4000, f"{err.type}.{err.code}")
 
     def _expire(self, now: float) -> None:
-        # session_expired with the configured duration, then close 1000 (docs/protocol.md §7 E.33:
-        # shape [O] community 975036, 60-minute wording [O]; close code and reason [I]).
+        # docs/protocol.md §7 E.33: close 1001 with the message as reason [O]
+        # pollen-robotics/reachy_mini_conversation_app#134, after the session_expired error [O]
+        # fuwei007/OpenAIIOSRealtimeAPIDemo#4 unless the host turns that error off.
         if self.closing:
             return
         minutes = _format_minutes(self._host.max_session_seconds)
         message = f"Your session hit the maximum duration of {minutes} minutes."
-        self._error(ApiError("session_expired", message), None)
-        self._close(1000, "invalid_request_error.session_expired")
+        if self._host.expiry_error_event:
+            self._error(ApiError("session_expired", message), None)
+        self._close(1001, message)
 
     # -- client events -------------------------------------------------------------------------
 

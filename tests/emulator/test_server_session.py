@@ -115,6 +115,15 @@ def test_commit_under_100_ms_is_refused_and_keeps_the_buffer() -> None:
     assert session.record.buffer_bytes == 0
 
 
+def test_a_refused_commit_names_no_event_when_the_capture_is_followed() -> None:
+    # docs/protocol.md §7 C.19: the public capture has "event_id": null
+    session, _ = new_session(commit_error_event_id=False)
+    session.handle(configure("whisper-1"), 0.0)
+    (error,) = events(session.handle({**COMMIT, "event_id": "evt_1"}, 0.0))
+    assert error["error"]["code"] == "input_audio_buffer_commit_empty"
+    assert error["error"]["event_id"] is None
+
+
 def test_the_default_completion_delay_is_realistic() -> None:
     session, _ = new_session(now=0.0, emit_item_added=False)
     session.handle(configure("whisper-1"), 0.0)
@@ -127,6 +136,21 @@ def test_the_default_completion_delay_is_realistic() -> None:
     assert [e["type"] for e in events(session.poll(0.15))] == [_DELTA]
     assert session.poll(0.299) == []
     assert [e["type"] for e in events(session.poll(0.3))] == [_COMPLETED]
+
+
+def test_an_omitted_committed_leaves_the_transcription_events() -> None:
+    session, _ = new_session(faults=FaultPlan(omit_committed={1}), completed_delay=0.0)
+    session.handle(configure("whisper-1"), 0.0)
+    out = []
+    for n in range(3):
+        session.handle(append(noise(150, seed=n)), 0.0)
+        out += events(session.handle(COMMIT, 0.0))
+    first, second, third = session.record.items
+    committed = [e["item_id"] for e in out if e["type"] == "input_audio_buffer.committed"]
+    completed = [e["item_id"] for e in out if e["type"] == _COMPLETED]
+    assert committed == [first.item_id, third.item_id]
+    assert completed == [first.item_id, second.item_id, third.item_id]
+    assert third.previous_item_id == second.item_id
 
 
 def test_commits_chain_previous_item_id() -> None:

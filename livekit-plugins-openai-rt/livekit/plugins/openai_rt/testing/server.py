@@ -110,6 +110,9 @@ class Emulator:
             that time. 0 answers at once.
         expiry_error_event: send the ``session_expired`` error before the expiry's close 1001
             (default on, as observed; off: the close alone, also observed).
+        commit_error_event_id: name the client's commit (its ``event_id``) in the
+            ``input_audio_buffer_commit_empty`` error; off: ``event_id`` is ``null``, as in the
+            public capture (docs/protocol.md §7 C.19).
         emit_item_added: send ``conversation.item.added`` after ``committed`` and
             ``conversation.item.done`` after ``completed`` (docs/protocol.md §4.1.6 [I], default
             on).
@@ -143,6 +146,7 @@ class Emulator:
         faults: FaultPlan | None = None,
         completed_delay: float = COMPLETED_DELAY,
         expiry_error_event: bool = True,
+        commit_error_event_id: bool = True,
         emit_item_added: bool = True,
         close_on_turn_detection_error: bool = False,
         record_audio: bool | None = None,
@@ -159,6 +163,7 @@ class Emulator:
         self.faults: FaultPlan = faults if faults is not None else FaultPlan()
         self.completed_delay = completed_delay
         self.expiry_error_event = expiry_error_event
+        self.commit_error_event_id = commit_error_event_id
         self.emit_item_added = emit_item_added
         self.close_on_turn_detection_error = close_on_turn_detection_error
         self.record_audio = record_events if record_audio is None else record_audio

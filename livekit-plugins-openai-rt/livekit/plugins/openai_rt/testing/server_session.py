@@ -111,6 +111,7 @@ class ServerSession:
         # the preallocated id of the next item (docs/protocol.md §4.3)
         self._next_item_id: str | None = None
         self._last_item_id: str | None = None
+        self._client_commits = 0  # commit events received (the fault plan counts them)
         # Session expiry (docs/protocol.md §7 E.33 [O]).
         self._outbox.at(now + host.max_session_seconds, self._expire)
 
@@ -209,7 +210,10 @@ class ServerSession:
 
     def _error(self, err: ApiError, client_event_id: str | None) -> None:
         # error.event_id carries the client's event_id (docs/protocol.md §4.1.9 [V] SDK
-        # realtime_error).
+        # realtime_error), except where the host follows the public capture of a refused commit,
+        # whose event_id is null (docs/protocol.md §7 C.19 [O]).
+        if err.code == "input_audio_buffer_commit_empty" and not self._host.commit_error_event_id:
+            client_event_id = None
         self._outbox.emit(
             {
                 "type": "error",
@@ -416,9 +420,10 @@ class ServerSession:
     def _on_commit(self, now: float) -> None:
         _, bytes_per_ms, _ = self._format()
         buffered = self.record.buffer_bytes
-        if buffered < MIN_COMMIT_MS * bytes_per_ms:
+        index, self._client_commits = self._client_commits, self._client_commits + 1
+        if buffered < MIN_COMMIT_MS * bytes_per_ms or self._host.faults.refuses_commit(index):
             # docs/protocol.md §7 C.19 / §3.3 [O]: verbatim message, buffer untouched, session
-            # open.
+            # open (or the fault of docs/protocol.md §7 C.50).
             raise ApiError(
                 "input_audio_buffer_commit_empty",
                 "Error committing input audio buffer: buffer too small. Expected at least 100ms "
@@ -463,14 +468,15 @@ class ServerSession:
         record.items.append(item)
         self._items.append(item)
         # committed {item_id, previous_item_id (null for the first)} (docs/protocol.md §7 C.20
-        # [V] SDK).
-        self._outbox.emit(
-            {
-                "type": "input_audio_buffer.committed",
-                "previous_item_id": previous,
-                "item_id": item_id,
-            }
-        )
+        # [V] SDK), unless the fault plan leaves it out (docs/protocol.md §7 D.48).
+        if not host.faults.omits_committed(item.index):
+            self._outbox.emit(
+                {
+                    "type": "input_audio_buffer.committed",
+                    "previous_item_id": previous,
+                    "item_id": item_id,
+                }
+            )
         if host.emit_item_added:
             # docs/protocol.md §4.1.6 [I]: a user message holding the audio (bytes omitted).
             self._outbox.emit(

@@ -9,7 +9,6 @@ import typing
 
 import pytest
 
-from livekit import rtc
 from livekit.agents import stt as agents_stt
 from livekit.plugins import openai_rt
 from livekit.plugins.openai_rt import protocol
@@ -25,7 +24,7 @@ def test_defaults_are_gpt_realtime_whisper_with_client_commits() -> None:
     caps = s.capabilities
     assert isinstance(caps, agents_stt.STTCapabilities)
     assert (caps.streaming, caps.interim_results, caps.manual_flush) == (True, True, True)
-    assert caps.offline_recognize is False
+    assert caps.offline_recognize is True
 
 
 def test_server_vad_model_gets_server_vad_by_default_and_can_turn_it_off() -> None:
@@ -68,12 +67,6 @@ def test_unknown_model_is_allowed_with_one_warning(caplog: pytest.LogCaptureFixt
         openai_rt.STT(model="gpt-future-transcribe", api_key="k")
     warnings = [r for r in caplog.records if "gpt-future-transcribe" in r.getMessage()]
     assert len(warnings) == 1
-
-
-async def test_recognize_is_refused_clearly() -> None:
-    s = openai_rt.STT(api_key="k")
-    with pytest.raises(NotImplementedError, match="streaming-only"):
-        await s.recognize(rtc.AudioFrame(bytes(4800), 24000, 1, 2400))
 
 
 # -- language hints --------------------------------------------------------------------------

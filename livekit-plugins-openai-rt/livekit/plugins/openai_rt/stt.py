@@ -15,6 +15,7 @@ from livekit.agents import (
     DEFAULT_API_CONNECT_OPTIONS,
     NOT_GIVEN,
     APIConnectOptions,
+    LanguageCode,
     NotGivenOr,
     stt,
     utils,
@@ -27,6 +28,7 @@ from .models import DEFAULT_MODEL, DelayValue, NoiseReduction, TranscriptionMode
 from .options import DEFAULT_SERVER_VAD, STTOptions, as_tuple, validate
 from .protocol import TurnDetection, check_api_key, is_loopback_host, is_plaintext
 from .stream import SpeechStream
+from .usage import TranscriptionUsage
 
 
 class STT(stt.STT):
@@ -136,10 +138,13 @@ class STT(stt.STT):
             capabilities=stt.STTCapabilities(
                 streaming=True,
                 interim_results=True,
-                offline_recognize=False,
+                offline_recognize=True,
                 manual_flush=True,
             )
         )
+        # recognize() runs a stream, whose RECOGNITION_USAGE already reports the exact usage
+        # as metrics: the base class's own recognize metrics would count the audio twice
+        self._recognize_metrics_needed = False
         self._opts = opts
         self._api_key = resolved_key
         self._vad = vad if utils.is_given(vad) else None
@@ -210,8 +215,46 @@ class STT(stt.STT):
         language: NotGivenOr[str] = NOT_GIVEN,
         conn_options: APIConnectOptions,
     ) -> stt.SpeechEvent:
-        raise NotImplementedError(
-            "openai_rt.STT is streaming-only (offline_recognize=False): use stt.stream()"
+        """Transcribe ``buffer`` in a short-lived session: the audio (resampled and downmixed
+        like a stream's) is appended, committed once, and the final transcript returned, with
+        the session's usage in ``recognition_usage``. Server VAD is off for it: the one commit
+        covers the whole buffer. Failures raise the same typed ``APIError`` exceptions as a stream."""
+        opts = self._opts.replace(turn_detection=None)
+        if utils.is_given(language):
+            opts = opts.replace(language=language or None)
+        stream = self._open_stream(opts, conn_options)
+        finals: list[stt.SpeechData] = []
+        usage = TranscriptionUsage(audio_duration=0.0)
+        request_id = ""
+        async with stream:
+            frames = buffer if isinstance(buffer, list) else [buffer]
+            for frame in frames:
+                stream.push_frame(frame)
+            stream.end_input()
+            async for ev in stream:
+                if ev.type == stt.SpeechEventType.FINAL_TRANSCRIPT:
+                    finals.append(ev.alternatives[0])
+                    request_id = request_id or ev.request_id
+                elif ev.type == stt.SpeechEventType.RECOGNITION_USAGE:
+                    _add_usage(usage, ev.recognition_usage)
+        # times are seconds of the buffer: the one commit starts at its first byte
+        offset = finals[0].start_time if finals else 0.0
+        if len(finals) == 1:
+            final = dataclasses.replace(
+                finals[0], start_time=0.0, end_time=finals[0].end_time - offset
+            )
+        else:  # nothing was said (or, defensively, several items): one joined transcript
+            final = stt.SpeechData(
+                language=LanguageCode(opts.session_config().hint_language),
+                text=" ".join(f.text for f in finals),
+                start_time=0.0,
+                end_time=finals[-1].end_time - offset if finals else 0.0,
+            )
+        return stt.SpeechEvent(
+            type=stt.SpeechEventType.FINAL_TRANSCRIPT,
+            request_id=request_id,
+            alternatives=[final],
+            recognition_usage=usage,
         )
 
     def stream(
@@ -224,14 +267,23 @@ class STT(stt.STT):
         the STT's language hint for this stream only."""
         opts = self._opts
         if utils.is_given(language):
-            opts = dataclasses.replace(opts, language=language or None)
+            opts = opts.replace(language=language or None)
+        return self._open_stream(opts, conn_options, vad=self._vad)
+
+    def _open_stream(
+        self,
+        opts: STTOptions,
+        conn_options: APIConnectOptions,
+        *,
+        vad: vad_mod.VAD | None = None,
+    ) -> SpeechStream:
         stream = SpeechStream(
             stt=self,
             opts=opts,
             conn_options=conn_options,
             api_key=self._api_key,
             http_session=self._ensure_session(),
-            vad=self._vad,
+            vad=vad,
         )
         self._streams.add(stream)
         return stream
@@ -244,6 +296,18 @@ class STT(stt.STT):
             await self._owned_session.close()
             self._owned_session = None
             self._session = None
+
+
+def _add_usage(total: TranscriptionUsage, usage: stt.RecognitionUsage | None) -> None:
+    """Add one RECOGNITION_USAGE event's figures to ``total``."""
+    if usage is None:
+        return
+    total.audio_duration += usage.audio_duration
+    total.input_tokens += usage.input_tokens
+    total.output_tokens += usage.output_tokens
+    if isinstance(usage, TranscriptionUsage):
+        total.audio_tokens += usage.audio_tokens
+        total.text_tokens += usage.text_tokens
 
 
 _warned_plaintext: set[str] = set()

@@ -218,7 +218,8 @@ class STT(stt.STT):
         """Transcribe ``buffer`` in a short-lived session: the audio (resampled and downmixed
         like a stream's) is appended, committed once, and the final transcript returned, with
         the session's usage in ``recognition_usage``. Server VAD is off for it: the one commit
-        covers the whole buffer. Failures raise the same typed ``APIError`` exceptions as a stream."""
+        covers the whole buffer. The call's session is its own: option updates made meanwhile do
+        not reach it. Failures raise the same typed ``APIError`` exceptions as a stream."""
         opts = self._opts.replace(turn_detection=None)
         if utils.is_given(language):
             opts = opts.replace(language=language or None)
@@ -268,7 +269,9 @@ class STT(stt.STT):
         opts = self._opts
         if utils.is_given(language):
             opts = opts.replace(language=language or None)
-        return self._open_stream(opts, conn_options, vad=self._vad)
+        stream = self._open_stream(opts, conn_options, vad=self._vad)
+        self._streams.add(stream)  # option updates and aclose() reach it
+        return stream
 
     def _open_stream(
         self,
@@ -277,7 +280,7 @@ class STT(stt.STT):
         *,
         vad: vad_mod.VAD | None = None,
     ) -> SpeechStream:
-        stream = SpeechStream(
+        return SpeechStream(
             stt=self,
             opts=opts,
             conn_options=conn_options,
@@ -285,8 +288,6 @@ class STT(stt.STT):
             http_session=self._ensure_session(),
             vad=vad,
         )
-        self._streams.add(stream)
-        return stream
 
     async def aclose(self) -> None:
         """Close the streams still open and the aiohttp session this STT created, if any."""

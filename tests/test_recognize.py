@@ -3,6 +3,8 @@ websocket. Transcripts are the emulator's (a pure function of the exact audio it
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 
@@ -134,3 +136,18 @@ async def test_an_empty_buffer_gives_an_empty_final_without_a_commit(make_stt: M
     assert emu.committed_items() == []
     assert event.recognition_usage is not None
     assert event.recognition_usage.audio_duration == 0.0
+
+
+async def test_option_updates_do_not_reach_a_call_in_flight(
+    sample_pcm: bytes, make_stt: MakeSTT
+) -> None:
+    async with Emulator(api_key=KEY) as emu:  # completions 0.3 s after the commit
+        stt_ = make_stt(emu)
+        call = asyncio.ensure_future(stt_.recognize(frame(sample_pcm[:SECONDS])))
+        await emu.wait_for(emu.committed_items)
+        stt_.update_options(language="fr")  # for later streams and calls
+        event = await call
+        updates = [e.event for e in emu.events if e.event["type"] == "session.update"]
+    assert len(updates) == 1
+    assert updates[0]["session"]["audio"]["input"]["transcription"]["language"] == "en"
+    assert event.alternatives[0].language == "en"

@@ -131,6 +131,19 @@ async def test_refused_key_fails_with_the_plugins_message(tmp_path: Path) -> Non
     assert elapsed < FAST_EXIT_SECONDS
 
 
+async def test_unknown_model_fails_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "tone.wav"
+    path.write_bytes(_wav_bytes(1, 1, 24000, 16, b"\x00\x01" * 24000))
+    async with Emulator(api_key="right-key") as emu:
+        env = _env_without_key() | {"OPENAI_API_KEY": "right-key"}
+        status, _, err, elapsed = await _run_example(
+            str(path), "--base-url", emu.base_url, "--model", "no-such-model", env=env
+        )
+    assert status == example.EXIT_FAILURE
+    assert err.count("\n") == 1 and err.startswith("error: ") and "no-such-model" in err, err
+    assert elapsed < FAST_EXIT_SECONDS
+
+
 async def test_base_url_without_a_key_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "tone.wav"
     path.write_bytes(_wav_bytes(1, 1, 24000, 16, b"\x00\x01" * 2400))

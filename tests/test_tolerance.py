@@ -14,6 +14,8 @@ import logging
 import pytest
 
 from livekit.agents import APIConnectOptions
+from livekit.plugins.openai_rt import protocol as p
+from livekit.plugins.openai_rt.protocol import BYTES_PER_SECOND
 from livekit.plugins.openai_rt.testing import CloseWith, Emulator, FaultPlan
 from tests.conftest import (
     FLUSH_POINTS,
@@ -23,6 +25,7 @@ from tests.conftest import (
     drive,
     error_records,
 )
+from tests.test_session import Harness, completed, three_commits
 
 TIMERS: dict[str, object] = {"result_timeout": 2.0, "final_timeout": 4.0, "heartbeat": None}
 """A dead socket is declared after 2 s: a client that waits for an answer that never comes
@@ -56,9 +59,9 @@ async def test_a_refused_commit_whose_error_names_no_commit(
 async def test_a_completion_whose_committed_never_came(
     sample_pcm: bytes, caplog: pytest.LogCaptureFixture, make_stt: MakeSTT
 ) -> None:
-    # the second item's committed is left out: its completed names an item the stream never saw
+    # the last item's committed is left out: its completed names an item the stream never saw
     # committed, while its commit is the only one waiting (docs/protocol.md §4.3, §7 D.48)
-    async with Emulator(api_key=KEY, faults=FaultPlan(omit_committed={1})) as emu:
+    async with Emulator(api_key=KEY, faults=FaultPlan(omit_committed={2})) as emu:
         stt_ = make_stt(emu, **TIMERS)
         events = await drive(stt_.stream(), sample_pcm, flush_at=FLUSH_POINTS, realtime=20.0)
         items = emu.committed_items()
@@ -67,7 +70,22 @@ async def test_a_completion_whose_committed_never_came(
             for e in emu.events
             if e.direction == "out" and e.event["type"] == "input_audio_buffer.committed"
         ]
-    assert committed == [items[0].item_id, items[2].item_id]
+    assert committed == [items[0].item_id, items[1].item_id]
+    assert len(emu.sessions) == 1
+    assert_exactly_once(events, items, sample_pcm, every_item=True)
+    assert not error_records(caplog)
+
+
+async def test_a_committed_after_a_missing_one_does_not_take_its_commit(
+    sample_pcm: bytes, caplog: pytest.LogCaptureFixture, make_stt: MakeSTT
+) -> None:
+    # all three commits go out at once; the second item's committed is left out, so the third's
+    # committed arrives while two commits wait: its previous_item_id names the missing item,
+    # which answers the older commit (docs/protocol.md §4.1.5: previous_item_id orders items)
+    async with Emulator(api_key=KEY, faults=FaultPlan(omit_committed={1})) as emu:
+        stt_ = make_stt(emu, **TIMERS)
+        events = await drive(stt_.stream(), sample_pcm, flush_at=FLUSH_POINTS)
+        items = emu.committed_items()
     assert len(emu.sessions) == 1
     assert_exactly_once(events, items, sample_pcm, every_item=True)
     assert not error_records(caplog)
@@ -94,3 +112,23 @@ async def test_an_expiry_that_is_only_a_close_1001(
     assert not error_records(caplog)
     moves = [r for r in caplog.records if "continuing in a new session" in r.getMessage()]
     assert [r.levelno for r in moves] == [logging.WARNING]
+
+
+# -- the same, in the session core (no socket) ---------------------------------------------------
+
+
+@pytest.mark.parametrize("completed_first", [False, True])
+def test_the_core_gives_a_missing_committed_item_the_older_commit(completed_first: bool) -> None:
+    h = Harness()
+    h.open()
+    three_commits(h)
+    h.server(p.Committed("a", None))
+    if completed_first:  # two commits wait: the result for "b" is parked
+        h.server(completed("b", "second"))
+    h.server(p.Committed("c", "b"))  # "b"'s committed never came
+    if not completed_first:
+        h.server(completed("b", "second"))
+    h.server(completed("c", "third"))
+    h.server(completed("a", "first"))
+    assert h.finals() == [("a", "first"), ("b", "second"), ("c", "third")]
+    assert [u.audio_seconds for u in h.usage()] == [6_000 / BYTES_PER_SECOND] * 3

@@ -83,8 +83,30 @@ class Results:
             )
         return owed
 
-    def committed(self, item_id: str, *, end_pos: int | None, server_commits: bool) -> bool:
-        """``committed`` named an item. True when it is new (a repeat changes nothing)."""
+    def committed(
+        self,
+        item_id: str,
+        *,
+        previous_item_id: str | None = None,
+        end_pos: int | None,
+        server_commits: bool,
+    ) -> bool:
+        """``committed`` named an item. True when it is new (a repeat changes nothing).
+
+        Client commits are answered in order, so an item answers the oldest commit waiting,
+        unless its ``previous_item_id`` names an item this socket never saw committed while
+        several commits wait: that item's ``committed`` never came, and it is the one that
+        answers the oldest commit (previous_item_id orders items, docs/protocol.md §4.1.5).
+        """
+        if (
+            previous_item_id is not None
+            and end_pos is None
+            and not server_commits
+            and self._ledger.waiting_commits() >= 2
+            and self._ledger.find(previous_item_id) is None
+            and previous_item_id not in self._released
+        ):
+            self.committed(previous_item_id, end_pos=None, server_commits=False)
         seg = self._ledger.on_committed(item_id, end_pos=end_pos)
         if seg is None:
             return False

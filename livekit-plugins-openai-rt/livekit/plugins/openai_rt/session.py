@@ -461,7 +461,12 @@ class TranscriptionSession:
 
     def _on_committed(self, ev: p.Committed, now: float) -> None:
         end_pos = self._stopped_at.pop(ev.item_id, None)
-        if self._results.committed(ev.item_id, end_pos=end_pos, server_commits=self.server_commits):
+        if self._results.committed(
+            ev.item_id,
+            previous_item_id=ev.previous_item_id,
+            end_pos=end_pos,
+            server_commits=self.server_commits,
+        ):
             self._after_results(now)
 
     def _on_result(self, ev: p.TranscriptCompleted | p.TranscriptFailed, now: float) -> None:

@@ -96,6 +96,11 @@ def validate(opts: STTOptions) -> None:
     spec = opts.spec
     if not opts.model:
         raise ValueError("model must be a non-empty model name, e.g. 'gpt-realtime-whisper'")
+    if spec.translation:
+        raise ValueError(
+            f"{opts.model} is a translation model: use openai_rt.TranslationSTT(model="
+            f"{opts.model!r}) for it, or a transcription model here"
+        )
     if opts.delay is not None:
         if opts.delay not in DELAY_VALUES:
             raise ValueError(f"delay must be one of {', '.join(DELAY_VALUES)}; got {opts.delay!r}")

@@ -366,7 +366,9 @@ class TranslationStream(stt.RecognizeStream):
                         vad_stream.push_frame(item)
                     except RuntimeError:
                         vad_stream = None  # the VAD stream closed: its own task reports why
-            else:
+            elif not (self._input_ch.closed and self._input_ch.empty()):
+                # (the flush of end_input() is skipped: the end of input ends the last
+                # segment itself, its padded tail included, rather than leave a sliver)
                 session.flush(time.monotonic())
             await self._write()
         session.end_input(time.monotonic())

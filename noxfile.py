@@ -1,8 +1,9 @@
 """Developer sessions. Each installs what it needs into its own virtualenv under ``.nox/``.
 
 ``nox -s demo`` (``nox -s demo -- --translate es``: live translation), ``nox -s tests``,
-``nox -s lint``, ``nox -s typecheck``, ``nox -s package``, ``nox -s pythons``, ``nox -s bench``; ``nox -s example -- examples/<name>.py [args]`` runs an
-example, ``nox -s emulator -- --port 8765`` the emulator. ``nox -l`` lists them.
+``nox -s lint``, ``nox -s typecheck``, ``nox -s package``, ``nox -s pythons``, ``nox -s bench``;
+``nox -s example -- examples/<name>.py [args]`` runs an example, ``nox -s emulator -- --port 8765``
+the emulator. ``nox -l`` lists them.
 """
 
 from __future__ import annotations

@@ -564,3 +564,33 @@ def test_options_changed_while_configuring_go_out_when_configured() -> None:
     h.server(p.SessionUpdated("sess_1", {}))
     (update,) = [m for m in h.flush_socket() if m["type"] == "session.update"]
     assert update["session"]["audio"]["output"] == {"language": "de"}
+
+
+def test_an_output_without_elapsed_ms_belongs_to_the_newest_frame_heard() -> None:
+    h = Harness()
+    h.open()
+    h.session.audio(pcm(2, 1))
+    h.flush_socket()
+    h.session.flush(h.now)
+    h.server(tp.OutputTranscript("a", None))  # nothing heard yet: the socket's first frame
+    h.server(out_text("b", 2))
+    h.server(tp.OutputTranscript("c", None))  # the newest frame heard: frame 2
+    h.session.end_input(h.now)
+    h.flush_socket()
+    h.server(tp.SessionClosed())
+    assert [f.text for f in h.finals()] == ["abc"]
+
+
+def test_a_session_the_server_closes_on_its_own_moves_to_a_new_one() -> None:
+    h = Harness()
+    h.open()
+    h.session.audio(pcm(2, 1))
+    h.flush_socket()
+    h.server(out_text("a", 1))
+    h.server(tp.SessionClosed())  # no session.close was sent: every frame sent is translated
+    ending = h.session.ending
+    assert isinstance(ending, r.RollOver) and ending.reason == "the server closed the session"
+    h.session.socket_released()
+    h.session.audio(pcm(1, 2))
+    h.open()
+    assert b"".join(h.sent_audio(h.flush_socket())) == pcm(1, 2)  # nothing sent twice

@@ -197,6 +197,25 @@ async def test_the_streams_own_vad_ends_segments_at_end_of_speech(
     assert kinds == [stt.SpeechEventType.START_OF_SPEECH, stt.SpeechEventType.END_OF_SPEECH] * 3
 
 
+async def test_finals_wait_for_a_slow_translation(
+    sample_pcm: bytes, make_translation: MakeTranslation
+) -> None:
+    result = await run(make_translation, sample_pcm, emulator_kwargs={"translation_delay": 0.4})
+    assert len(assert_translated_once(result.events, sample_pcm)) == 3
+    assert result.audio == padded(sample_pcm)
+
+
+async def test_junk_from_the_server_is_counted_not_fatal(
+    sample_pcm: bytes, make_translation: MakeTranslation
+) -> None:
+    faults = FaultPlan(malformed_json_after_bytes=100_000, unknown_event_after_bytes=200_000)
+    async with Emulator(api_key=KEY, faults=faults) as emu:
+        stream = make_translation(emu).stream()
+        events = await drive(stream, sample_pcm, flush_at=FLUSH_POINTS, realtime=20.0)
+    assert stream.session.skipped_frames == 2
+    assert_translated_once(events, sample_pcm)
+
+
 # -- resilience -------------------------------------------------------------------------------
 
 

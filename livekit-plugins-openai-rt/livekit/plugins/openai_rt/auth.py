@@ -34,7 +34,8 @@ class Credentials(ABC):
     """Where the upgrade request's credentials come from."""
 
     kind: str
-    """What the credential is, for log lines (``"api key"``, ``"Entra token provider"``)."""
+    """Which option the credential came from, for messages (``"api_key"``,
+    ``"azure_ad_token_provider"``, …)."""
 
     @abstractmethod
     async def headers(self) -> dict[str, str]:
@@ -60,7 +61,7 @@ class BearerKey(Credentials):
 class AzureKey(Credentials):
     """``api-key: <key>``: an Azure OpenAI resource key."""
 
-    kind = "Azure api-key"
+    kind = "api_key (Azure api-key header)"
 
     def __init__(self, key: str) -> None:
         p.check_api_key(key, "api_key")
@@ -75,7 +76,7 @@ class TokenProvider(Credentials):
     """``Authorization: Bearer <token>`` with a token from ``provider``, called on every
     connect (sync or async), as the SDK's Azure client calls it on every request."""
 
-    kind = "Entra token provider"
+    kind = "azure_ad_token_provider"
 
     def __init__(self, provider: AzureADTokenProvider) -> None:
         if not callable(provider):

@@ -243,7 +243,7 @@ class SpeechStream(stt.RecognizeStream):
                 return None
             verdict = classify_http_status(e.status)
             error = APIStatusError(
-                f"{e.message}: {verdict.hint}",
+                f"{e.message} (credentials: {self._credentials.kind}): {verdict.hint}",
                 status_code=e.status,
                 retryable=verdict.action is Action.RECONNECT,
             )

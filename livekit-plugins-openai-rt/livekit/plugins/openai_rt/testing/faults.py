@@ -294,7 +294,7 @@ def deviate(
         held[event["item_id"]] = event
         return []
     if etype in _RESULT_TYPES and held:
-        committed = held.pop(event.get("item_id"), None)
+        committed = held.pop(str(event.get("item_id")), None)
         if committed is not None:
             return [event, committed]
     return [event]

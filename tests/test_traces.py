@@ -106,15 +106,17 @@ def test_the_configuration_comes_from_the_recorded_session_update() -> None:
 
 def test_the_recorder_redacts_credentials_audio_and_query_values(tmp_path: Path) -> None:
     rec = TraceRecorder({"model": "m", "source": "test", "reconstructed": False}, secrets=[KEY])
-    rec.add_secret("token-2")
+    rec.add_secret("entra-token-2")
     rec.open(f"wss://gw.example/v1/realtime?intent=transcription&model=m&key={KEY}&team=a")
     rec.client({"type": "input_audio_buffer.append", "audio": "AAECAw=="})
-    rec.server(json.dumps({"type": "error", "error": {"message": f"bad key {KEY} / token-2"}}))
+    rec.server(
+        json.dumps({"type": "error", "error": {"message": f"bad key {KEY} / entra-token-2"}})
+    )
     rec.server("not json")
     rec.close(1001, "bye", by="server")
     path = rec.write(tmp_path / "t.jsonl")
     text = path.read_text()
-    assert KEY not in text and "token-2" not in text and "AAECAw" not in text
+    assert KEY not in text and "entra-token-2" not in text and "AAECAw" not in text
     trace = read_trace(path)
     assert trace.records[0].data["url"] == (
         "wss://gw.example/v1/realtime?intent=transcription&model=m&key=<redacted>&team=<redacted>"

@@ -152,8 +152,16 @@ async def test_no_key_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY")
     lines: list[str] = []
     assert await run_check(["--yes", "--models", WHISPER], write=lines.append) == 2
+    assert lines == ["error: set OPENAI_API_KEY (the check takes no key on its command line)"]
+
+
+async def test_missing_azure_settings_are_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", KEY)
+    lines: list[str] = []
+    argv = ["--yes", "--models", WHISPER, "--azure-deployment", "team-whisper"]
+    assert await run_check(argv, write=lines.append) == 2
     assert lines == [
-        "error: OpenAI API key is required: set OPENAI_API_KEY or pass api_key= to openai_rt.STT"
+        "error: Azure endpoint is required: pass azure_endpoint= or set AZURE_OPENAI_ENDPOINT"
     ]
 
 
@@ -220,3 +228,24 @@ def test_the_package_ships_a_few_seconds_of_speech() -> None:
     samples = np.frombuffer(sample_pcm(), dtype=np.int16)
     assert 3.0 < len(samples) / 24000 < 5.0
     assert np.abs(samples).max() > 10_000  # speech, not silence
+
+
+async def test_a_model_the_plugin_refuses_is_skipped_not_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from livekit.plugins.openai_rt.check import cli
+
+    real = cli.build_stt
+
+    def build(args: object, model: str) -> object:
+        if model == MINI:
+            raise ValueError(f"{model} works only in file transcription")
+        return real(args, model)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cli, "build_stt", build)
+    async with Emulator(api_key=KEY) as emu:
+        status, output = await _check(emu, tmp_path, WHISPER, MINI)
+        assert {s.transcription_model for s in emu.sessions} == {WHISPER}
+    assert status == 0
+    assert f"{MINI:<36} skipped: {MINI} works only in file transcription" in output
+    assert {model for _, model in _rows(output)} == {WHISPER}

@@ -21,6 +21,7 @@ from .replay import expected_finals, replay
 from .trace import Trace
 
 Status = Literal["held", "differs", "not checked", "seen"]
+"""A judgement (see the module's docstring)."""
 
 _DELTA = "conversation.item.input_audio_transcription.delta"
 _COMPLETED = "conversation.item.input_audio_transcription.completed"

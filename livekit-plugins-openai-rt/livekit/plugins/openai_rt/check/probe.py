@@ -31,16 +31,25 @@ CHUNK_SECONDS = 0.1
 """The check appends its audio in 100 ms pieces."""
 
 UPDATE_ID = "check_update"
+"""``event_id`` of the stream session's ``session.update`` (the plugin's own configuration)."""
+
 COMMIT_ID = "check_commit"
+"""``event_id`` of the commit of the sample's audio."""
+
 EMPTY_COMMIT_ID = "check_commit_empty"
+"""``event_id`` of the commit of an empty buffer, sent to see the error it gets."""
+
 PROBE_ID_PREFIX = "check_probe_"
+"""Prefix of the ``event_id`` of each option probe (then the option's name)."""
 
 RESULT_TYPES = (
     "conversation.item.input_audio_transcription.completed",
     "conversation.item.input_audio_transcription.failed",
 )
+"""The events that end an item."""
 
 Event = dict[str, Any]
+"""A client or server event, as parsed JSON."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +122,7 @@ class ProbeSocket:
         try:
             headers = await target.credentials.headers()
         except CredentialsError as e:
+            recorder.close(None, f"no credentials: {e.message}", by="client")
             raise ProbeFailed(e.message) from None
         for name in ("Authorization", "api-key"):
             value = headers.get(name, "")

@@ -43,12 +43,17 @@ TRACE_FORMAT = "livekit-plugins-openai-rt"
 """The header's ``trace`` value."""
 
 TRACE_VERSION = 1
+"""The header's ``version``: the format described above."""
 
 RecordKind = Literal["open", "client", "server", "close", "refused"]
+"""What a record is about: a socket opened, a client or server event, a close, a refused
+upgrade."""
 
 KINDS: tuple[RecordKind, ...] = ("open", "client", "server", "close", "refused")
+"""Every record kind, in the order a line is searched for its kind."""
 
 REDACTED = "<redacted>"
+"""What replaces a credential or a private query value."""
 
 MIN_SECRET_LENGTH = 8
 """Shortest credential the recorder scrubs."""

@@ -205,7 +205,7 @@ async def test_python_dash_m_runs_it(tmp_path: Path) -> None:
             stderr=asyncio.subprocess.PIPE,
         )
         out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0, err.decode()
+    assert proc.returncode == 0, out.decode() + err.decode()
     assert "0 differ" in out.decode()
     assert KEY not in out.decode() + err.decode()
 

@@ -194,6 +194,15 @@ class ProbeSocket:
             except asyncio.TimeoutError:
                 pass
 
+    async def settle(self, *, quiet: float, timeout: float) -> None:
+        """Wait until the server has sent nothing for ``quiet`` seconds (at most ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            seen = len(self.events)
+            await self.wait(lambda _: True, timeout=min(quiet, remaining), start=seen)
+            if len(self.events) == seen:
+                return
+
     async def aclose(self) -> None:
         """Close the socket (recorded as the client's close when the server had not)."""
         self._receiver.cancel()
@@ -235,7 +244,8 @@ async def run_stream(
     grace: float,
 ) -> None:
     """The stream session: configure as the plugin does, send ``pcm`` (at ``pace`` times real
-    time; 0: at once), commit it, wait for its result, then commit an empty buffer."""
+    time; 0: at once), let the server's answers settle, commit it, wait for its result, then
+    commit an empty buffer."""
     try:
         sock = await ProbeSocket.open(http, target, recorder, timeout=timeout)
     except ProbeFailed:
@@ -251,6 +261,8 @@ async def run_stream(
         for offset in range(0, len(pcm), step):
             await sock.send_audio(pcm[offset : offset + step])
             await asyncio.sleep(CHUNK_SECONDS / pace if pace > 0 else 0)
+        # what the server streams while the audio arrives comes in before the commit goes out
+        await sock.settle(quiet=grace, timeout=timeout)
         mark = len(sock.events)
         await sock.send({"type": "input_audio_buffer.commit", "event_id": COMMIT_ID})
         result = await sock.wait(_of_type(*RESULT_TYPES), timeout=timeout, start=mark)

@@ -205,10 +205,10 @@ class FaultPlan:
         connections: which connections the per-connection scalars above apply to.
         committed_after_completed: send each item's ``input_audio_buffer.committed`` right after
             its ``completed`` (or ``failed``) instead of before it: an order the service has not
-            been seen to use (docs/protocol.md §7 H.46; §4.3 leaves it open), for testing clients
+            been seen to use (docs/protocol.md §7 H.52; §4.3 leaves it open), for testing clients
             and ``openai_rt.check``.
         null_error_event_ids: send every ``error`` with ``error.event_id`` null, even when the
-            client event that caused it carried an ``event_id`` (docs/protocol.md §7 H.46; a
+            client event that caused it carried an ``event_id`` (docs/protocol.md §7 H.52; a
             public capture of ``input_audio_buffer_commit_empty`` shows null, §3.3).
     """
 

@@ -280,13 +280,13 @@ SDK ``lib/azure.py``)."""
 
 @dataclass(frozen=True)
 class AzureMode:
-    """Serve Azure OpenAI's URL and auth shapes instead of OpenAI's (docs/protocol.md §7 H.44,
+    """Serve Azure OpenAI's URL and auth shapes instead of OpenAI's (docs/protocol.md §7 H.50,
     §1.1).
 
     Attributes:
         deployments: deployment name -> the model family it runs (a key of the emulator's model
             rules). In Azure the transcription model of ``session.update`` is the deployment
-            name (docs/protocol.md §7 H.45, §1.1 [V] Azure realtime audio reference), so the
+            name (docs/protocol.md §7 H.51, §1.1 [V] Azure realtime audio reference), so the
             session accepts these names, each under its family's rules, and no other model name.
         accept_token: decides whether an Entra ID bearer token is valid; None accepts any
             non-empty token. Resource keys (``api-key``) are checked against the emulator's
@@ -324,7 +324,7 @@ def authenticate_azure(
     headers: MultiMapping[str], api_key: str | None, azure: AzureMode
 ) -> HttpRefusal | None:
     """Azure's credentials: an ``api-key`` resource key or an Entra ``Authorization: Bearer``
-    token (docs/protocol.md §7 H.44, §1.1 [V] SDK ``lib/azure.py``). A missing or refused one gets HTTP
+    token (docs/protocol.md §7 H.50, §1.1 [V] SDK ``lib/azure.py``). A missing or refused one gets HTTP
     401 with Azure's REST body (docs/protocol.md §1.1 [O] SciSharp/BotSharp#386 for the wrong
     key; the missing-key wording and the token check's answer are [I])."""
     key = headers.get("api-key", "").strip()
@@ -349,7 +349,7 @@ def authenticate_azure(
 def azure_deployment_refusal(
     path: str, query: Mapping[str, str], azure: AzureMode
 ) -> HttpRefusal | None:
-    """The dated path needs ``api-version`` and a known ``deployment`` (docs/protocol.md §7 H.44).
+    """The dated path needs ``api-version`` and a known ``deployment`` (docs/protocol.md §7 H.50).
 
     A missing ``api-version`` gets 404 ``Resource not found`` [I]; an unknown deployment gets
     404 ``DeploymentNotFound`` with Azure's REST message [O] Azure-Samples/azure-search-openai-

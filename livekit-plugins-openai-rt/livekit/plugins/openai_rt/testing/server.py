@@ -117,7 +117,7 @@ class Emulator:
             ``record_events``, so benchmarks do not hold all audio in memory).
         model_rules: replace :data:`MODEL_RULES` (e.g. to add a model or try a different rule).
         azure: speak Azure OpenAI's URL and auth shapes instead of OpenAI's
-            (:class:`~.routing.AzureMode`: docs/protocol.md §7 H.44-45): serve
+            (:class:`~.routing.AzureMode`: docs/protocol.md §7 H.50-51): serve
             ``/openai/v1/realtime`` and ``/openai/realtime?api-version=…&deployment=…``, take an
             ``api-key`` (checked against ``api_key``) or an Entra bearer token, and accept the
             mode's deployment names as transcription models, each under its family's rules.

@@ -262,9 +262,12 @@ def choose_server(
     return Server(api_key, base_url, None)
 
 
-async def transcribe(args: argparse.Namespace, audio: Audio) -> None:
-    """Run one stream over ``audio`` and print interims, finals, audio seconds and cost."""
-    from livekit.agents import inference
+async def transcribe(
+    args: argparse.Namespace, audio: Audio, on_transcript: Callable[[], None] = lambda: None
+) -> None:
+    """Run one stream over ``audio`` and print interims, finals, audio seconds and cost;
+    ``on_transcript`` is called at each transcript."""
+    from livekit.agents import inference, stt
     from livekit.plugins import openai_rt
     from livekit.plugins.openai_rt.testing import BlockCrcTranscriber, Emulator, ScriptTranscriber
 
@@ -319,7 +322,13 @@ async def transcribe(args: argparse.Namespace, audio: Audio) -> None:
                 stream.end_input()
 
             async def read() -> None:
+                transcripts = (
+                    stt.SpeechEventType.INTERIM_TRANSCRIPT,
+                    stt.SpeechEventType.FINAL_TRANSCRIPT,
+                )
                 async for ev in stream:
+                    if ev.type in transcripts:
+                        on_transcript()
                     print_event(ev, totals)
 
             await first_failure(feed(), read())
@@ -355,10 +364,13 @@ def print_translation(ev: stt.SpeechEvent, totals: dict[str, float]) -> None:
         totals["audio_seconds"] += ev.recognition_usage.audio_duration
 
 
-async def translate(args: argparse.Namespace, audio: Audio) -> None:
+async def translate(
+    args: argparse.Namespace, audio: Audio, on_transcript: Callable[[], None] = lambda: None
+) -> None:
     """Run one translation stream over ``audio``: print the translated text, the translated
-    speech received (written to ``--save-audio``), the audio seconds billed and the cost."""
-    from livekit.agents import inference
+    speech received (written to ``--save-audio``), the audio seconds billed and the cost;
+    ``on_transcript`` is called at each translation."""
+    from livekit.agents import inference, stt
     from livekit.plugins import openai_rt
     from livekit.plugins.openai_rt.testing import Emulator, ScriptTranslator
 
@@ -421,7 +433,13 @@ async def translate(args: argparse.Namespace, audio: Audio) -> None:
                 stream.end_input()
 
             async def read() -> None:
+                transcripts = (
+                    stt.SpeechEventType.INTERIM_TRANSCRIPT,
+                    stt.SpeechEventType.FINAL_TRANSCRIPT,
+                )
                 async for ev in stream:
+                    if ev.type in transcripts:
+                        on_transcript()
                     print_translation(ev, totals)
 
             async def listen() -> None:
@@ -456,25 +474,40 @@ def write_wav(path: Path, pcm: bytes, rate: int) -> None:
 
 
 class OneLineLogHandler(logging.Handler):
-    """Without ``--debug``: warnings are printed as they come, one line each; errors are held
-    until the end, so that an error the exit line repeats is not printed twice."""
+    """Without ``--debug``, log records become one line each on stderr.
+
+    Until the first transcript arrives they are held: a run that fails before it is reported by
+    the exit line alone (its warnings, such as an unknown model's, and the logged error that the
+    exit line repeats add nothing; ``--debug`` shows them). Once transcripts flow, warnings are
+    printed as they come; errors wait for the end and are dropped when the exit line says them.
+    """
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.held: list[logging.LogRecord] = []
+        self.live = False
 
     def emit(self, record: logging.LogRecord) -> None:
-        """Print a warning now, hold an error."""
-        if record.levelno >= logging.ERROR:
-            self.held.append(record)
-        else:
+        """Print a warning once transcripts flow; hold anything else."""
+        if self.live and record.levelno < logging.ERROR:
             self._print(record)
+        else:
+            self.held.append(record)
 
-    def report_held(self, final_message: str | None) -> None:
-        """Print the held errors that ``final_message`` (the exit line, if any) does not say."""
+    def go_live(self) -> None:
+        """A transcript arrived: print the warnings held so far, and later ones as they come."""
+        if self.live:
+            return
+        self.live = True
+        for record in [r for r in self.held if r.levelno < logging.ERROR]:
+            self._print(record)
+            self.held.remove(record)
+
+    def finish(self, final_message: str | None) -> None:
+        """Print what is held and not said by ``final_message``, the exit line of a failure."""
         for record in self.held:
             text = record.getMessage()
-            if final_message and (text in final_message or final_message in text):
+            if final_message and (not self.live or text in final_message or final_message in text):
                 continue
             self._print(record)
         self.held.clear()
@@ -586,7 +619,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def fail(message: str, status: int) -> int:
         if handler is not None:
-            handler.report_held(message)
+            handler.finish(message)
         print(f"error: {message}", file=sys.stderr, flush=True)
         return status
 
@@ -604,7 +637,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as e:
         return fail(str(e), EXIT_BAD_INPUT)
     try:
-        asyncio.run(translate(args, audio) if args.translate else transcribe(args, audio))
+        on_transcript = handler.go_live if handler else lambda: None
+        run = translate if args.translate else transcribe
+        asyncio.run(run(args, audio, on_transcript))
     except KeyboardInterrupt:
         return fail("interrupted", EXIT_INTERRUPTED)
     except Exception as e:
@@ -612,7 +647,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         return fail(describe_failure(e), EXIT_FAILURE)
     if handler is not None:
-        handler.report_held(None)
+        handler.finish(None)
     return 0
 
 

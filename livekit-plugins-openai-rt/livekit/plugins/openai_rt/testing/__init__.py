@@ -19,7 +19,8 @@ with ``invalid_model`` and close 4000; the beta protocol is refused), session co
 per-model rules (``turn_detection`` and ``prompt`` rejected for ``gpt-realtime-whisper``,
 ``delay`` values, unknown parameters), the audio buffer (the 100 ms commit minimum, a
 deterministic server VAD), per-model transcription output (deltas before or after the commit,
-duration or token usage, logprobs, diarization segments) and session expiry, as specified by
+duration or token usage, logprobs, diarization segments), session expiry, and, as a mode, Azure
+OpenAI's URL and auth shapes (``Emulator(azure=AzureMode(...))``), as specified by
 docs/protocol.md §7 A-E; and translation sessions on ``/v1/realtime/translations`` (docs/protocol.md
 §7 F: the 200 ms frame model, per-frame translated text, source text and speech stamped with
 ``elapsed_ms``, ``session.close`` -> ``session.closed``). REST client secrets (docs/protocol.md
@@ -66,6 +67,7 @@ from .faults import (
     Stall,
 )
 from .records import EmulatedItem, EmulatedSession, LoggedEvent
+from .routing import AzureMode
 from .rules import MODEL_RULES, ModelRules
 from .server import Emulator
 from .transcribers import (
@@ -88,6 +90,7 @@ from .translation_translators import (
 __all__ = [
     "MODEL_RULES",
     "UNKNOWN_EVENT_TYPE",
+    "AzureMode",
     "BlockCrcTranscriber",
     "CloseWith",
     "EmulatedItem",

@@ -28,6 +28,7 @@ from .faults import (
     FaultPlan,
     RandomDrop,
     default_handshake_error_body,
+    deviate,
 )
 from .outbox import Close, Outgoing
 from .records import EmulatedItem, EmulatedSession, LoggedEvent
@@ -83,6 +84,8 @@ class _Conn:
         self.fired: list[object] = []
         self.random_drop_rule: RandomDrop | None = None
         self.random_drop_at = 0
+        # committed events held back until their item's result (committed_after_completed)
+        self.held_committed: dict[str, Json] = {}
 
     def was_fired(self, rule: object) -> bool:
         return any(r is rule for r in self.fired)
@@ -123,6 +126,11 @@ class Emulator:
         translator: what translation sessions (``/v1/realtime/translations``) say for each
             200 ms frame (default :class:`FrameCrcTranslator`).
         translation_delay: seconds between a translation frame's arrival and its outputs.
+        azure: speak Azure OpenAI's URL and auth shapes instead of OpenAI's
+            (:class:`~.routing.AzureMode`: docs/protocol.md §7 H.50-51): serve
+            ``/openai/v1/realtime`` and ``/openai/realtime?api-version=…&deployment=…``, take an
+            ``api-key`` (checked against ``api_key``) or an Entra bearer token, and accept the
+            mode's deployment names as transcription models, each under its family's rules.
 
     Attributes:
         sessions: one :class:`EmulatedSession` per accepted websocket, in connection order (the
@@ -152,6 +160,7 @@ class Emulator:
         model_rules: Mapping[str, ModelRules] | None = None,
         translator: Translator | None = None,
         translation_delay: float = 0.0,
+        azure: routing.AzureMode | None = None,
     ) -> None:
         """Configure the emulator; nothing listens until :meth:`start`."""
         self.host = host
@@ -171,6 +180,9 @@ class Emulator:
         )
         self.translator: Translator = translator or FrameCrcTranslator()
         self.translation_delay = translation_delay
+        self.azure = azure
+        if azure is not None:
+            self.model_rules = azure.model_rules(self.model_rules)
         self.sessions: list[EmulatedSession] = []
         self.events: list[LoggedEvent] = []
         self.handshakes = 0
@@ -188,8 +200,12 @@ class Emulator:
             raise RuntimeError("emulator already started")
         self._loop = asyncio.get_running_loop()
         app = web.Application()
-        app.router.add_get("/v1/realtime", self._handle_realtime)
-        app.router.add_get("/v1/realtime/translations", self._handle_translations)
+        if self.azure is not None:
+            app.router.add_get(routing.AZURE_V1_PATH, self._handle_realtime)
+            app.router.add_get(routing.AZURE_DATED_PATH, self._handle_realtime)
+        else:
+            app.router.add_get("/v1/realtime", self._handle_realtime)
+            app.router.add_get("/v1/realtime/translations", self._handle_translations)
         runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
@@ -218,17 +234,23 @@ class Emulator:
 
     @property
     def base_url(self) -> str:
-        """OpenAI-SDK style base URL, ``http://<host>:<port>/v1``."""
+        """OpenAI-SDK style base URL, ``http://<host>:<port>/v1`` (Azure mode: the v1 API's,
+        ``http://<host>:<port>/openai/v1``)."""
+        return self.azure_endpoint + ("/openai/v1" if self.azure is not None else "/v1")
+
+    @property
+    def azure_endpoint(self) -> str:
+        """The resource endpoint for ``STT.with_azure(azure_endpoint=...)``,
+        ``http://<host>:<port>``."""
         if self._runner is None:
             raise RuntimeError("emulator not started")
-        return f"http://{self.host}:{self.port}/v1"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def ws_url(self) -> str:
-        """The transcription websocket URL, ``ws://<host>:<port>/v1/realtime?intent=transcription``."""
-        if self._runner is None:
-            raise RuntimeError("emulator not started")
-        return f"ws://{self.host}:{self.port}/v1/realtime?intent=transcription"
+        """The transcription websocket URL, ``ws://<host>:<port>/v1/realtime?intent=transcription``
+        (Azure mode: ``…/openai/v1/realtime?intent=transcription``)."""
+        return "ws" + self.base_url[4:] + "/realtime?intent=transcription"
 
     def committed_items(self) -> list[EmulatedItem]:
         """Every item committed by this emulator, over all sessions, in commit order."""
@@ -290,7 +312,12 @@ class Emulator:
             body = refusal.body or default_handshake_error_body(refusal.status)
             return web.json_response(body, status=refusal.status, headers=refusal.headers)
 
-        auth_refusal = routing.authenticate(request.headers, self.api_key)
+        if self.azure is not None:
+            auth_refusal = routing.authenticate_azure(
+                request.headers, self.api_key, self.azure
+            ) or routing.azure_deployment_refusal(request.path, request.query, self.azure)
+        else:
+            auth_refusal = routing.authenticate(request.headers, self.api_key)
         if auth_refusal is not None:
             return self._refuse(auth_refusal)
 
@@ -314,6 +341,7 @@ class Emulator:
             headers=routing.redact_headers(request.headers),
             max_session_seconds=self.max_session_seconds,
             created_at=time.time(),
+            path=request.path,
         )
         self.sessions.append(record)
         loop = asyncio.get_running_loop()
@@ -449,8 +477,9 @@ class Emulator:
                     await ws.send_str(item.text)
                     self._log_out(conn, {"type": "<malformed>", "raw": item.text[:200]})
                     continue
-                await ws.send_str(json.dumps(item, separators=(",", ":")))
-                self._log_out(conn, item)
+                for event in deviate(self.faults, conn.held_committed, item):
+                    await ws.send_str(json.dumps(event, separators=(",", ":")))
+                    self._log_out(conn, event)
         except (ConnectionError, RuntimeError):
             # The client went away mid-send; the reader sees the end of the connection.
             return

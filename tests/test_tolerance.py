@@ -36,9 +36,9 @@ async def test_a_refused_commit_whose_error_names_no_commit(
     sample_pcm: bytes, caplog: pytest.LogCaptureFixture, make_stt: MakeSTT
 ) -> None:
     # the server refuses the second commit and keeps its buffer; its error's event_id is null,
-    # as in the public capture (docs/protocol.md §3.3, §7 C.19, C.50)
-    faults = FaultPlan(refuse_commits={1})
-    async with Emulator(api_key=KEY, faults=faults, commit_error_event_id=False) as emu:
+    # as in the public capture (docs/protocol.md §3.3, §7 C.53, H.52)
+    faults = FaultPlan(refuse_commits={1}, null_error_event_ids=True)
+    async with Emulator(api_key=KEY, faults=faults) as emu:
         stt_ = make_stt(emu, **TIMERS)
         events = await drive(stt_.stream(), sample_pcm, flush_at=FLUSH_POINTS, realtime=20.0)
         items = emu.committed_items()

@@ -115,15 +115,6 @@ def test_commit_under_100_ms_is_refused_and_keeps_the_buffer() -> None:
     assert session.record.buffer_bytes == 0
 
 
-def test_a_refused_commit_names_no_event_when_the_capture_is_followed() -> None:
-    # docs/protocol.md §7 C.19: the public capture has "event_id": null
-    session, _ = new_session(commit_error_event_id=False)
-    session.handle(configure("whisper-1"), 0.0)
-    (error,) = events(session.handle({**COMMIT, "event_id": "evt_1"}, 0.0))
-    assert error["error"]["code"] == "input_audio_buffer_commit_empty"
-    assert error["error"]["event_id"] is None
-
-
 def test_the_default_completion_delay_is_realistic() -> None:
     session, _ = new_session(now=0.0, emit_item_added=False)
     session.handle(configure("whisper-1"), 0.0)

@@ -95,6 +95,8 @@ class ModelSpec:
         seen_live: public reports of the model working in realtime transcription sessions.
         evidence: for each capability of :data:`CAPABILITIES`, the docs/protocol.md section and
             the public source, with its evidence tag.
+        translation: a translation model (``/v1/realtime/translations``, ``TranslationSTT``),
+            not a transcription one.
     """
 
     name: str
@@ -117,6 +119,7 @@ class ModelSpec:
     refused: str | None = None
     seen_live: str | None = None
     evidence: Mapping[str, str] = field(default_factory=dict)
+    translation: bool = False
 
     @property
     def server_vad(self) -> bool:
@@ -295,6 +298,18 @@ MODELS: Mapping[str, ModelSpec] = {
                 "(2025-10-24), Arturo-Quiroga-MSFT/GPT-4o-Transcribe-Diarize",
             },
         ),
+        ModelSpec(
+            "gpt-realtime-translate",
+            translation=True,
+            usd_per_minute=0.034,
+            price_source=f"§6 [V] {_MODEL_PAGE}gpt-realtime-translate; {_RECORDED}",
+            evidence={
+                **dict.fromkeys(CAPABILITIES, "not applicable (a translation model, §5)"),
+                "price": "§6 [V] model page",
+                "status": "§5 [V] API reference and SDK (its own endpoint, "
+                "/v1/realtime/translations)",
+            },
+        ),
     )
 }
 """The known transcription models, keyed by name."""
@@ -385,7 +400,7 @@ def models_markdown() -> str:
 
 
 def _commits_by(spec: ModelSpec) -> str:
-    if spec.refused:
+    if spec.refused or spec.translation:
         return "n/a"
     if not spec.turn_detection:
         return "the client (no server VAD)"
@@ -394,7 +409,7 @@ def _commits_by(spec: ModelSpec) -> str:
 
 
 def _takes(spec: ModelSpec) -> str:
-    if spec.refused:
+    if spec.refused or spec.translation:
         return "n/a"
     taken = ["`languages` (list)" if spec.language_hint == "languages" else "`language`"]
     taken += [f"`{name}`" for name in ("keywords", "delay", "prompt") if getattr(spec, name)]
@@ -416,6 +431,8 @@ def _billed_by(spec: ModelSpec) -> str:
 def _status(spec: ModelSpec) -> str:
     if spec.refused:
         status = ["refused: file transcription only"]
+    elif spec.translation:
+        status = ["translation: `openai_rt.TranslationSTT`", "proven offline"]
     else:
         status = ["proven offline"]
         if spec.seen_live:

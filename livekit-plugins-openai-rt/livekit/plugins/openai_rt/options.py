@@ -14,6 +14,7 @@ from livekit.agents.utils import is_given
 from .language import normalize_language, normalize_languages
 from .models import (
     DELAY_VALUES,
+    MODELS,
     NOISE_REDUCTION_VALUES,
     ModelSpec,
     model_spec,
@@ -58,6 +59,9 @@ class STTOptions:
     result_timeout: float
     rollover_margin: float
     heartbeat: float | None
+    model_family: str | None = None
+    """The model whose rules apply when ``model`` is an alias (an Azure deployment name, a
+    gateway's model name); None: ``model`` itself."""
 
     def __post_init__(self) -> None:
         language = normalize_language(self.language) if self.language else None
@@ -73,8 +77,8 @@ class STTOptions:
 
     @property
     def spec(self) -> ModelSpec:
-        """The model's row in the model table."""
-        return model_spec(self.model)
+        """The model's row in the model table (the family's, for an alias)."""
+        return model_spec(self.model_family or self.model)
 
     @property
     def server_commits(self) -> bool:
@@ -87,6 +91,12 @@ class STTOptions:
         A new ``language`` replaces the ``languages`` list and the other way round (the later
         hint wins), unless both are given.
         """
+        model = changes.get("model")
+        if self.model_family is not None and is_given(model) and model != self.model:
+            raise ValueError(
+                f"this STT is bound to {self.model!r} (rules of {self.model_family}); "
+                "create another STT for another deployment or model name"
+            )
         given = {k: v for k, v in changes.items() if is_given(v)}
         for name in ("languages", "keywords"):
             if name in given:
@@ -136,6 +146,7 @@ class STTOptions:
             turn_detection=self.turn_detection,
             noise_reduction=self.noise_reduction,
             logprobs=self.logprobs,
+            model_family=self.model_family,
         )
 
 
@@ -143,10 +154,19 @@ def validate(opts: STTOptions) -> None:
     """Raise ``ValueError`` naming the option to change when the combination is invalid."""
     if not opts.model:
         raise ValueError("model must be a non-empty model name, e.g. 'gpt-realtime-whisper'")
+    if opts.model_family is not None and opts.model_family not in MODELS:
+        raise ValueError(
+            f"model_family must be a known model ({', '.join(MODELS)}); got {opts.model_family!r}"
+        )
     spec = opts.spec
+    if spec.translation:
+        raise ValueError(
+            f"{opts.model} is a translation model: use openai_rt.TranslationSTT(model="
+            f"{opts.model!r}) for it, or a transcription model here"
+        )
     if spec.refused is not None:
         raise ValueError(spec.refused)
-    warn_if_deprecated(opts.model)
+    warn_if_deprecated(spec.name)
     if opts.languages is not None and spec.known and spec.language_hint != "languages":
         raise ValueError(
             f"{opts.model} takes one language hint: pass language={opts.languages[0]!r} "

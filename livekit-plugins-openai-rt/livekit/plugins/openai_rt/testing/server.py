@@ -1,8 +1,9 @@
 """The emulator's network side: an aiohttp server that runs one server session per websocket.
 
 :class:`Emulator` accepts upgrades (refusing them as :mod:`.routing` and the fault plan decide),
-reads client frames, hands them to the connection's :class:`~.server_session.ServerSession`,
-writes what it returns, and runs its timers. It also logs every event in and out, and applies the
+reads client frames, hands them to the connection's :class:`~.server_session.ServerSession`
+(``/v1/realtime``) or :class:`~.translation_session.TranslationServerSession`
+(``/v1/realtime/translations``), writes what it returns, and runs its timers. It also logs every event in and out, and applies the
 connection faults of the :class:`~.faults.FaultPlan` (refused handshakes, drops, stalls, close
 frames, injected errors and junk frames). The protocol itself lives in the server session.
 """
@@ -27,6 +28,7 @@ from .faults import (
     FaultPlan,
     RandomDrop,
     default_handshake_error_body,
+    deviate,
 )
 from .outbox import Close, Outgoing
 from .records import EmulatedItem, EmulatedSession, LoggedEvent
@@ -35,6 +37,8 @@ from .schema import ApiError, Json
 from .server_session import ServerSession
 from .settings import COMPLETED_DELAY
 from .transcribers import BlockCrcTranscriber, Transcriber
+from .translation_session import TranslationServerSession
+from .translation_translators import FrameCrcTranslator, Translator
 
 __all__ = ["Emulator"]
 
@@ -48,12 +52,16 @@ class _RawFrame:
     text: str
 
 
+_Session = ServerSession | TranslationServerSession
+"""The protocol state of one connection: transcription (and routing errors) or translation."""
+
+
 class _Conn:
     """Runtime state of one accepted websocket (the protocol state is in ``session``)."""
 
     def __init__(
         self,
-        session: ServerSession,
+        session: _Session,
         request: web.Request,
         ws: web.WebSocketResponse,
         loop: asyncio.AbstractEventLoop,
@@ -77,13 +85,15 @@ class _Conn:
         self.fired: list[object] = []
         self.random_drop_rule: RandomDrop | None = None
         self.random_drop_at = 0
+        # committed events held back until their item's result (committed_after_completed)
+        self.held_committed: dict[str, Json] = {}
 
     def was_fired(self, rule: object) -> bool:
         return any(r is rule for r in self.fired)
 
 
 class Emulator:
-    """A local OpenAI Realtime transcription server, for tests and demos.
+    """A local OpenAI Realtime transcription and translation server, for tests and demos.
 
     Use it as an async context manager (or call :meth:`start` / :meth:`aclose`)::
 
@@ -110,9 +120,6 @@ class Emulator:
             that time. 0 answers at once.
         expiry_error_event: send the ``session_expired`` error before the expiry's close 1001
             (default on, as observed; off: the close alone, also observed).
-        commit_error_event_id: name the client's commit (its ``event_id``) in the
-            ``input_audio_buffer_commit_empty`` error; off: ``event_id`` is ``null``, as in the
-            public capture (docs/protocol.md §7 C.19).
         emit_item_added: send ``conversation.item.added`` after ``committed`` and
             ``conversation.item.done`` after ``completed`` (docs/protocol.md §4.1.6 [I], default
             on).
@@ -122,6 +129,14 @@ class Emulator:
         record_audio: keep each item's audio in :attr:`EmulatedItem.audio` (default: the value of
             ``record_events``, so benchmarks do not hold all audio in memory).
         model_rules: replace :data:`MODEL_RULES` (e.g. to add a model or try a different rule).
+        translator: what translation sessions (``/v1/realtime/translations``) say for each
+            200 ms frame (default :class:`FrameCrcTranslator`).
+        translation_delay: seconds between a translation frame's arrival and its outputs.
+        azure: speak Azure OpenAI's URL and auth shapes instead of OpenAI's
+            (:class:`~.routing.AzureMode`: docs/protocol.md §7 H.50-51): serve
+            ``/openai/v1/realtime`` and ``/openai/realtime?api-version=…&deployment=…``, take an
+            ``api-key`` (checked against ``api_key``) or an Entra bearer token, and accept the
+            mode's deployment names as transcription models, each under its family's rules.
 
     Attributes:
         sessions: one :class:`EmulatedSession` per accepted websocket, in connection order (the
@@ -146,11 +161,13 @@ class Emulator:
         faults: FaultPlan | None = None,
         completed_delay: float = COMPLETED_DELAY,
         expiry_error_event: bool = True,
-        commit_error_event_id: bool = True,
         emit_item_added: bool = True,
         close_on_turn_detection_error: bool = False,
         record_audio: bool | None = None,
         model_rules: Mapping[str, ModelRules] | None = None,
+        translator: Translator | None = None,
+        translation_delay: float = 0.0,
+        azure: routing.AzureMode | None = None,
     ) -> None:
         """Configure the emulator; nothing listens until :meth:`start`."""
         self.host = host
@@ -163,13 +180,17 @@ class Emulator:
         self.faults: FaultPlan = faults if faults is not None else FaultPlan()
         self.completed_delay = completed_delay
         self.expiry_error_event = expiry_error_event
-        self.commit_error_event_id = commit_error_event_id
         self.emit_item_added = emit_item_added
         self.close_on_turn_detection_error = close_on_turn_detection_error
         self.record_audio = record_events if record_audio is None else record_audio
         self.model_rules: Mapping[str, ModelRules] = (
             dict(model_rules) if model_rules is not None else MODEL_RULES
         )
+        self.translator: Translator = translator or FrameCrcTranslator()
+        self.translation_delay = translation_delay
+        self.azure = azure
+        if azure is not None:
+            self.model_rules = azure.model_rules(self.model_rules)
         self.sessions: list[EmulatedSession] = []
         self.events: list[LoggedEvent] = []
         self.handshakes = 0
@@ -187,8 +208,12 @@ class Emulator:
             raise RuntimeError("emulator already started")
         self._loop = asyncio.get_running_loop()
         app = web.Application()
-        app.router.add_get("/v1/realtime", self._handle_realtime)
-        app.router.add_get("/v1/realtime/translations", self._handle_translations)
+        if self.azure is not None:
+            app.router.add_get(routing.AZURE_V1_PATH, self._handle_realtime)
+            app.router.add_get(routing.AZURE_DATED_PATH, self._handle_realtime)
+        else:
+            app.router.add_get("/v1/realtime", self._handle_realtime)
+            app.router.add_get("/v1/realtime/translations", self._handle_translations)
         runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
@@ -217,17 +242,23 @@ class Emulator:
 
     @property
     def base_url(self) -> str:
-        """OpenAI-SDK style base URL, ``http://<host>:<port>/v1``."""
+        """OpenAI-SDK style base URL, ``http://<host>:<port>/v1`` (Azure mode: the v1 API's,
+        ``http://<host>:<port>/openai/v1``)."""
+        return self.azure_endpoint + ("/openai/v1" if self.azure is not None else "/v1")
+
+    @property
+    def azure_endpoint(self) -> str:
+        """The resource endpoint for ``STT.with_azure(azure_endpoint=...)``,
+        ``http://<host>:<port>``."""
         if self._runner is None:
             raise RuntimeError("emulator not started")
-        return f"http://{self.host}:{self.port}/v1"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def ws_url(self) -> str:
-        """The transcription websocket URL, ``ws://<host>:<port>/v1/realtime?intent=transcription``."""
-        if self._runner is None:
-            raise RuntimeError("emulator not started")
-        return f"ws://{self.host}:{self.port}/v1/realtime?intent=transcription"
+        """The transcription websocket URL, ``ws://<host>:<port>/v1/realtime?intent=transcription``
+        (Azure mode: ``…/openai/v1/realtime?intent=transcription``)."""
+        return "ws" + self.base_url[4:] + "/realtime?intent=transcription"
 
     def committed_items(self) -> list[EmulatedItem]:
         """Every item committed by this emulator, over all sessions, in commit order."""
@@ -256,10 +287,26 @@ class Emulator:
         return web.json_response(refusal.body, status=refusal.status)
 
     async def _handle_translations(self, request: web.Request) -> web.StreamResponse:
-        self.handshakes += 1
-        return self._refuse(routing.TRANSLATIONS_NOT_IMPLEMENTED)
+        route = routing.translation_route(request.query)
+        return await self._accept(
+            request,
+            lambda record, now: TranslationServerSession(record, route, self, now=now),
+        )
 
     async def _handle_realtime(self, request: web.Request) -> web.StreamResponse:
+        route = routing.route(
+            request.query, request.headers, self.model_rules, gateway_mode=self.gateway_mode
+        )
+        return await self._accept(
+            request,
+            lambda record, now: ServerSession(record, route, self, now=now, items=self._committed),
+        )
+
+    async def _accept(
+        self, request: web.Request, make_session: Callable[[EmulatedSession, float], _Session]
+    ) -> web.StreamResponse:
+        """Upgrade ``request`` (or refuse it, as the fault plan and authentication decide) and
+        serve its websocket with the session ``make_session`` creates."""
         self.handshakes += 1
         index = len(self.sessions)
 
@@ -273,7 +320,12 @@ class Emulator:
             body = refusal.body or default_handshake_error_body(refusal.status)
             return web.json_response(body, status=refusal.status, headers=refusal.headers)
 
-        auth_refusal = routing.authenticate(request.headers, self.api_key)
+        if self.azure is not None:
+            auth_refusal = routing.authenticate_azure(
+                request.headers, self.api_key, self.azure
+            ) or routing.azure_deployment_refusal(request.path, request.query, self.azure)
+        else:
+            auth_refusal = routing.authenticate(request.headers, self.api_key)
         if auth_refusal is not None:
             return self._refuse(auth_refusal)
 
@@ -297,13 +349,11 @@ class Emulator:
             headers=routing.redact_headers(request.headers),
             max_session_seconds=self.max_session_seconds,
             created_at=time.time(),
+            path=request.path,
         )
         self.sessions.append(record)
-        route = routing.route(
-            request.query, request.headers, self.model_rules, gateway_mode=self.gateway_mode
-        )
         loop = asyncio.get_running_loop()
-        session = ServerSession(record, route, self, now=loop.time(), items=self._committed)
+        session = make_session(record, loop.time())
         conn = _Conn(session, request, ws, loop)
         self._live[record.id] = conn
         conn.writer = asyncio.create_task(self._writer(conn))
@@ -399,7 +449,7 @@ class Emulator:
             self._deliver(conn, conn.session.handle_invalid_frame(binary=False))
             return
         etype = event.get("type")
-        if etype == "input_audio_buffer.append":
+        if etype in ("input_audio_buffer.append", "session.input_audio_buffer.append"):
             # Appends are logged by size: the base64 would hold every byte of audio twice.
             logged: Json = {"type": etype, "audio_bytes": b64_len(event.get("audio"))}
             if "event_id" in event:
@@ -437,8 +487,9 @@ class Emulator:
                     await ws.send_str(item.text)
                     self._log_out(conn, {"type": "<malformed>", "raw": item.text[:200]})
                     continue
-                await ws.send_str(json.dumps(item, separators=(",", ":")))
-                self._log_out(conn, item)
+                for event in deviate(self.faults, conn.held_committed, item):
+                    await ws.send_str(json.dumps(event, separators=(",", ":")))
+                    self._log_out(conn, event)
         except (ConnectionError, RuntimeError):
             # The client went away mid-send; the reader sees the end of the connection.
             return

@@ -210,10 +210,7 @@ class ServerSession:
 
     def _error(self, err: ApiError, client_event_id: str | None) -> None:
         # error.event_id carries the client's event_id (docs/protocol.md §4.1.9 [V] SDK
-        # realtime_error), except where the host follows the public capture of a refused commit,
-        # whose event_id is null (docs/protocol.md §7 C.19 [O]).
-        if err.code == "input_audio_buffer_commit_empty" and not self._host.commit_error_event_id:
-            client_event_id = None
+        # realtime_error).
         self._outbox.emit(
             {
                 "type": "error",
@@ -423,7 +420,7 @@ class ServerSession:
         index, self._client_commits = self._client_commits, self._client_commits + 1
         if buffered < MIN_COMMIT_MS * bytes_per_ms or self._host.faults.refuses_commit(index):
             # docs/protocol.md §7 C.19 / §3.3 [O]: verbatim message, buffer untouched, session
-            # open (or the fault of docs/protocol.md §7 C.50).
+            # open (or the fault of docs/protocol.md §7 C.53).
             raise ApiError(
                 "input_audio_buffer_commit_empty",
                 "Error committing input audio buffer: buffer too small. Expected at least 100ms "

@@ -71,11 +71,6 @@ class SessionHost(Protocol):
         """Send the ``session_expired`` error before the expiry's close."""
         ...
 
-    @property
-    def commit_error_event_id(self) -> bool:
-        """Name the client's commit in ``input_audio_buffer_commit_empty`` (else ``null``)."""
-        ...
-
 
 @dataclass
 class SessionSettings:
@@ -90,4 +85,3 @@ class SessionSettings:
     completed_delay: float = COMPLETED_DELAY
     max_session_seconds: float = 3600.0
     expiry_error_event: bool = True
-    commit_error_event_id: bool = True

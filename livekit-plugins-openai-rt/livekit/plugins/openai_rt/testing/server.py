@@ -47,6 +47,13 @@ class _RawFrame:
     text: str
 
 
+@dataclass
+class _BinaryFrame:
+    """A binary frame of ``size`` zero bytes (the fault plan's ``send_binary``)."""
+
+    size: int
+
+
 class _Conn:
     """Runtime state of one accepted websocket (the protocol state is in ``session``)."""
 
@@ -62,7 +69,7 @@ class _Conn:
         self.request = request
         self.ws = ws
         self.t0 = loop.time()
-        self.out: asyncio.Queue[Outgoing | _RawFrame] = asyncio.Queue()
+        self.out: asyncio.Queue[Outgoing | _RawFrame | _BinaryFrame] = asyncio.Queue()
         self.writer: asyncio.Task[None] | None = None
         # The one timer that calls session.poll at session.next_deadline().
         self.timer: asyncio.TimerHandle | None = None
@@ -120,6 +127,7 @@ class Emulator:
         events: every event in and out, all sessions, in order (:class:`LoggedEvent`); ``out``
             events are logged when actually written to the socket.
         handshakes: upgrade attempts seen, including refused ones.
+        handshake_times: ``time.monotonic()`` of each upgrade attempt, in order.
         faults: the :class:`FaultPlan` in force, read live: tests may change it between phases.
         port: the bound port once started.
     """
@@ -160,6 +168,7 @@ class Emulator:
         self.sessions: list[EmulatedSession] = []
         self.events: list[LoggedEvent] = []
         self.handshakes = 0
+        self.handshake_times: list[float] = []
         self._committed: list[EmulatedItem] = []
         self._live: dict[str, _Conn] = {}
         self._runner: web.AppRunner | None = None
@@ -248,6 +257,7 @@ class Emulator:
 
     async def _handle_realtime(self, request: web.Request) -> web.StreamResponse:
         self.handshakes += 1
+        self.handshake_times.append(time.monotonic())
         index = len(self.sessions)
 
         refusal = self.faults.refuse_handshake
@@ -412,6 +422,8 @@ class Emulator:
                 item = await conn.out.get()
                 if conn.answer_stalled:
                     await never.wait()  # half-open: nothing is ever sent again
+                if isinstance(item, dict) and item["type"] == "session.updated":
+                    await self._delay_session_updated(conn, never)
                 if isinstance(item, Close):
                     conn.close_in_progress = True
                     record.close_code = item.code
@@ -422,11 +434,28 @@ class Emulator:
                     await ws.send_str(item.text)
                     self._log_out(conn, {"type": "<malformed>", "raw": item.text[:200]})
                     continue
+                if isinstance(item, _BinaryFrame):
+                    await ws.send_bytes(bytes(item.size))
+                    self._log_out(conn, {"type": "<binary>", "bytes": item.size})
+                    continue
                 await ws.send_str(json.dumps(item, separators=(",", ":")))
                 self._log_out(conn, item)
         except (ConnectionError, RuntimeError):
             # The client went away mid-send; the reader sees the end of the connection.
             return
+
+    async def _delay_session_updated(self, conn: _Conn, never: asyncio.Event) -> None:
+        """The fault plan's ``delay_session_updated``: once per connection, hold the writer."""
+        rule = self.faults.delay_session_updated
+        if rule is None or conn.was_fired(rule):
+            return
+        if not self.faults.applies_to(rule.connections, conn.record.index):
+            return
+        conn.fired.append(rule)
+        if rule.seconds is None:
+            await never.wait()
+        else:
+            await asyncio.sleep(rule.seconds)
 
     async def _finish(self, conn: _Conn) -> None:
         """Tear down a connection whose reader has ended."""
@@ -556,6 +585,16 @@ class Emulator:
                 reason = err.close_reason or f"{err.type}.{err.code}"
                 self._deliver(conn, session.close(err.close_code, reason))
                 return
+
+        binary = plan.send_binary
+        if (
+            binary is not None
+            and plan.applies_to(binary.connections, index)
+            and not conn.was_fired(binary)
+            and due(binary.after_seconds, binary.after_bytes)
+        ):
+            conn.fired.append(binary)
+            conn.out.put_nowait(_BinaryFrame(binary.size))
 
         close = plan.close_with
         if (

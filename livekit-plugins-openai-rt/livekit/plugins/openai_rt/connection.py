@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -85,6 +86,7 @@ class Connection:
 
     def __init__(self, ws: aiohttp.ClientWebSocketResponse, url: str) -> None:
         self._ws = ws
+        self._sock: Any = ws.get_extra_info("socket")  # the TCP socket (under TLS too)
         self.url = url
         """The URL it was opened on (with the query: do not log it; see ``redact_url``)."""
 
@@ -175,10 +177,24 @@ class Connection:
         return self._ws.closed
 
     async def close(self) -> None:
-        """Close the socket (waiting at most ``CLOSE_TIMEOUT`` for the server's close frame)."""
-        if not self._ws.closed:
-            with contextlib.suppress(Exception):
-                await self._ws.close()
+        """Close the socket: a close frame, at most ``CLOSE_TIMEOUT`` for the server's, then the
+        TCP socket is shut down.
+
+        A server that stopped reading leaves our unsent bytes in the transport. aiohttp's close
+        then waits for them forever (a plain-TCP transport closes only once its buffer is
+        flushed), and so does a send blocked on them: the stream's writer would never come
+        back. Shutting the socket down fails them at once and frees the file descriptor.
+        """
+        try:
+            if not self._ws.closed:
+                closing = asyncio.ensure_future(self._ws.close())
+                _closing.add(closing)  # it may outlive this call: kept referenced until done
+                closing.add_done_callback(_closed)
+                await asyncio.wait({closing}, timeout=2 * CLOSE_TIMEOUT)
+        finally:
+            if self._sock is not None:
+                with contextlib.suppress(OSError):
+                    self._sock.shutdown(socket.SHUT_RDWR)
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -204,7 +220,14 @@ def _describe(obj: object, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + f"… ({len(text)} chars)"
 
 
-_closing: set[asyncio.Future[Any]] = set()  # orphan closes in progress (kept referenced)
+_closing: set[asyncio.Future[Any]] = set()  # closes in progress (kept referenced)
+
+
+def _closed(task: asyncio.Future[Any]) -> None:
+    """A close in the background ended (a broken socket's close may fail: nothing to do)."""
+    _closing.discard(task)
+    if not task.cancelled():
+        task.exception()
 
 
 def _close_orphan(task: asyncio.Future[Any]) -> None:

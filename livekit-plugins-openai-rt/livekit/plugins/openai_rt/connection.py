@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import aiohttp
 
-from .protocol import redact_url
+from .protocol import clip, redact_url
 
 CLOSE_TIMEOUT = 1.0
 """Seconds to wait for the server's close frame after ours (a dead server never sends it)."""
@@ -213,11 +213,9 @@ def _retry_after(headers: Any) -> float | None:
     return min(seconds, RETRY_AFTER_MAX_SECONDS)
 
 
-def _describe(obj: object, limit: int = 200) -> str:
-    """A bounded description of an exception or payload for a log line (a server can send
-    megabytes)."""
-    text = repr(obj)
-    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} chars)"
+def _describe(obj: object) -> str:
+    """A bounded description of an exception or payload (a server can send megabytes)."""
+    return clip(repr(obj))
 
 
 _closing: set[asyncio.Future[Any]] = set()  # closes in progress (kept referenced)

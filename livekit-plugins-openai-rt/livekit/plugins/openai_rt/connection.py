@@ -193,7 +193,8 @@ class Connection:
                 await asyncio.wait({closing}, timeout=2 * CLOSE_TIMEOUT)
         finally:
             if self._sock is not None:
-                with contextlib.suppress(OSError):
+                # OSError: already closed; TypeError: uvloop's transport sockets refuse it
+                with contextlib.suppress(OSError, TypeError):
                     self._sock.shutdown(socket.SHUT_RDWR)
 
 

@@ -168,9 +168,11 @@ async def test_an_utterance_ended_while_the_server_stopped_reading_is_neither_lo
             # of the utterance commits nothing until the end of the input
             with contextlib.suppress(TimeoutError):
                 await emu.wait_for(emu.committed_items, timeout=8.0)
-            for f in frames(second_utterance):
-                stream.push_frame(f)
-            stream.end_input()
+            # (a stream that already failed refuses input: its error is what the test reports)
+            with contextlib.suppress(RuntimeError):
+                for f in frames(second_utterance):
+                    stream.push_frame(f)
+                stream.end_input()
             await asyncio.wait_for(collecting, 20)
         finally:
             await http.close()
@@ -280,7 +282,11 @@ async def test_the_last_utterance_on_a_half_open_socket_is_replayed_not_dropped(
     assert len(emu.sessions) == 2
     stall = min(final_timeout, result_timeout)
     assert elapsed < 0.75 + stall + 2.0  # the audio, the stall, the replay
-    reconnects = [r.getMessage() for r in caplog.records if "reconnecting" in r.getMessage()]
+    reconnects = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "livekit.plugins.openai_rt" and r.getMessage().startswith("reconnecting")
+    ]
     assert len(reconnects) == 1 and f"no transcription result within {stall:g} s" in reconnects[0]
     assert not error_records(caplog)
 

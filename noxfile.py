@@ -81,9 +81,9 @@ def tests(session: nox.Session) -> None:
 @nox.session(python=OLDEST_AND_NEWEST_PYTHON)
 def pythons(session: nox.Session) -> None:
     """The fast tests against the built package (not an editable install) on the oldest and
-    newest supported Python; an interpreter that is not installed is skipped."""
-    session.install("--force-reinstall", "--no-deps", f"./{PACKAGE}")
-    session.install(f"./{PACKAGE}", *TEST_DEPS)
+    newest supported Python; an interpreter that is not on PATH is skipped (with pyenv, list the
+    versions in ``pyenv global`` or ``PYENV_VERSION``)."""
+    session.install(f"./{PACKAGE}", *TEST_DEPS)  # pip rebuilds a local folder every time
     session.run("pytest", "-q", *(session.posargs or FAST_TESTS))
 
 

@@ -229,10 +229,10 @@ def route(
             return TranscriptionRoute()
         if not gateway_mode:
             # Accepted now; the first transcription session.update fails (docs/protocol.md §7
-            # A.3 [V] seed001).
+            # A.3 [V] livekit/agents-js#1756).
             return TranscriptionRoute(url_model=model)
         # Gateways take ?model= as the transcription model (docs/protocol.md §7 A.9 [C][V]); one
-        # the emulator does not know is refused like seed001's error [I].
+        # the emulator does not know is refused like livekit/agents-js#1756's error [I].
         if model not in model_rules:
             return _rejected(
                 "invalid_model", f'Model "{model}" is not supported in transcription mode.'

@@ -187,9 +187,9 @@ class Connection:
         """
         try:
             if not self._ws.closed:
-                closing = asyncio.ensure_future(self._ws.close())
+                closing = asyncio.ensure_future(_quiet_close(self._ws))
                 _closing.add(closing)  # it may outlive this call: kept referenced until done
-                closing.add_done_callback(_closed)
+                closing.add_done_callback(_closing.discard)
                 await asyncio.wait({closing}, timeout=2 * CLOSE_TIMEOUT)
         finally:
             if self._sock is not None:
@@ -222,13 +222,6 @@ def _describe(obj: object) -> str:
 _closing: set[asyncio.Future[Any]] = set()  # closes in progress (kept referenced)
 
 
-def _closed(task: asyncio.Future[Any]) -> None:
-    """A close in the background ended (a broken socket's close may fail: nothing to do)."""
-    _closing.discard(task)
-    if not task.cancelled():
-        task.exception()
-
-
 def _close_orphan(task: asyncio.Future[Any]) -> None:
     """Close a socket whose handshake finished after nobody was waiting for it."""
     if task.cancelled() or task.exception() is not None:
@@ -239,6 +232,7 @@ def _close_orphan(task: asyncio.Future[Any]) -> None:
 
 
 async def _quiet_close(ws: aiohttp.ClientWebSocketResponse) -> None:
-    """Close an orphan socket; a failure to close one nobody uses is of no consequence."""
+    """Close a socket whose close nobody can act on: a failure to close it is of no
+    consequence (it is shut down or orphaned)."""
     with contextlib.suppress(Exception):
         await ws.close()

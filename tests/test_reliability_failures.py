@@ -258,6 +258,8 @@ async def test_an_oversized_server_error_message_is_bounded_in_logs_and_exceptio
 
 
 def test_server_text_is_bounded_wherever_it_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    # every field a server fills, oversized or of the wrong type: the session logs each bounded
+    # and goes on (a wrong type used to escape the parser or break the bookkeeping)
     from livekit.plugins.openai_rt import protocol as p, session as s
 
     session = s.TranscriptionSession(
@@ -287,10 +289,18 @@ def test_server_text_is_bounded_wherever_it_is_logged(caplog: pytest.LogCaptureF
         },
         {"type": "error", "error": {"code": HUGE, "type": HUGE, "message": HUGE}},
         {"type": "error", "error": HUGE},
+        {"type": "error", "error": {"code": {"x": HUGE}, "type": "server_error"}},
+        {
+            "type": "conversation.item.input_audio_transcription.completed",
+            "item_id": "item_1",
+            "transcript": "t",
+            "languages": HUGE,
+        },
         "{" + HUGE,
     ]
     for raw in hostile:
         session.receive(p.parse_server_event(raw if isinstance(raw, str) else json.dumps(raw)), 0.0)
+    assert session.ending is None  # nothing of it ended the session
     session.socket_closed(0.0, code=4000, reason="invalid_request_error." + "y" * 100)
     ending = session.ending
     assert ending is not None

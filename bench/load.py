@@ -128,8 +128,11 @@ async def _feed(
     return worst
 
 
-def _check(rec: Record, items: dict[str, dict[str, Any]], pcm: bytes) -> str | None:
-    """What is wrong with a stream's outcome, or None."""
+def _check(
+    rec: Record, items: dict[str, dict[str, Any]], pcm: bytes, turns: list[int]
+) -> str | None:
+    """What is wrong with a stream's outcome, or None. ``turns``: where each item must end (the
+    flushes, then the end of the audio): an item that ends elsewhere merged or split turns."""
     if rec.unexpected is not None:
         return rec.unexpected
     if rec.error is not None:
@@ -138,6 +141,7 @@ def _check(rec: Record, items: dict[str, dict[str, Any]], pcm: bytes) -> str | N
     if len(ids) != len(set(ids)):
         return "a final came twice"
     offset = 0
+    ends: list[int] = []
     for item_id, text in rec.finals:
         item = items.get(item_id)
         if item is None:
@@ -149,8 +153,11 @@ def _check(rec: Record, items: dict[str, dict[str, Any]], pcm: bytes) -> str | N
         if end - len(pcm) >= MIN_COMMIT or zlib.crc32(expected) != item["crc"]:
             return f"item {item_id} is not the stream's audio at byte {offset}"
         offset = end
+        ends.append(min(end, len(pcm)))
     if offset < len(pcm):
         return f"lost {len(pcm) - offset} bytes"
+    if ends != turns:
+        return f"turns merged or split: items end at {ends}, the turns at {turns}"
     return None
 
 
@@ -201,7 +208,9 @@ async def run(args: argparse.Namespace, control: str) -> dict[str, Any]:
     logging.getLogger().removeHandler(errors)
     dump = _control(f"{control}/dump")
     items = {it["item_id"]: it for s in dump["sessions"].values() for it in s["items"]}
-    problems = [p for r in records if (p := _check(r, items, pcm)) is not None]
+    step = BYTES_PER_SECOND * FRAME_MS // 1000
+    turns = [(int(t * 1000 / FRAME_MS) + 1) * step for t in flushes] + [len(pcm)]
+    problems = [p for r in records if (p := _check(r, items, pcm, turns)) is not None]
     problems += ["no outcome (still running after the audio + 60 s)"] * len(pending)
     failed = sum(1 for r in records if r.error is not None)
     if len(errors.lines) != failed:
@@ -217,7 +226,9 @@ async def run(args: argparse.Namespace, control: str) -> dict[str, Any]:
         "feeder_worst_lag_ms": round(lag * 1000, 1),
         "sessions": len(dump["sessions"]),
         "dropped_sessions": sum(1 for s in sessions if s["close_code"] == 1006),
-        "exact": sum(1 for r in records if r.error is None and _check(r, items, pcm) is None),
+        "exact": sum(
+            1 for r in records if r.error is None and _check(r, items, pcm, turns) is None
+        ),
         "failed_loudly": failed,
         "error_lines": len(errors.lines),
         "problems": problems,

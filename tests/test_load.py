@@ -5,6 +5,7 @@ left behind. The full size (300 streams of 20 s) is ``nox -s load`` (``bench/loa
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import random
@@ -15,7 +16,7 @@ import pytest
 from livekit.agents import APIConnectOptions, APIError, stt
 from livekit.plugins import openai_rt
 from livekit.plugins.openai_rt.testing import Emulator, FaultPlan, RandomDrop
-from tests.conftest import KEY, assert_exactly_once, drive
+from tests.conftest import FINAL, KEY, assert_exactly_once, drive, of_type
 
 STREAMS = 24
 SECONDS = 4.0
@@ -70,11 +71,19 @@ async def test_many_streams_with_random_drops_end_exactly_or_fail_loudly(
             await stt_.aclose()
             await http.close()
     failed = [r for r in results if isinstance(r, APIError)]
+    by_id = {item.item_id: item for item in items}
+    frame = 960  # drive() pushes 20 ms frames and flushes after the one that reaches the point
+    turns = [-(-int(t * 48000) // frame) * frame for t in FLUSH_AT] + [len(pcm)]
     for result in results:
         if isinstance(result, APIError):
             assert result.retryable is False
-        else:
-            assert_exactly_once(result, items, pcm)
+            continue
+        assert_exactly_once(result, items, pcm)
+        # one final per turn: none merged or split by a drop
+        ends = itertools.accumulate(
+            len(by_id[ev.request_id].audio) for ev in of_type(result, FINAL)
+        )
+        assert [min(end, len(pcm)) for end in ends] == turns
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == len(failed)
     assert drops >= STREAMS // 4, "the drops should have hit a good share of the streams"

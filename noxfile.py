@@ -142,6 +142,8 @@ def _wheel_problems(wheel: Path) -> list[str]:
         problems.append(f"{wheel.name} has no dist-info/licenses/LICENSE")
     if "livekit/plugins/openai_rt/py.typed" not in names:
         problems.append(f"{wheel.name} has no py.typed")
+    if "livekit/plugins/openai_rt/check/sample.wav" not in names:
+        problems.append(f"{wheel.name} has no check/sample.wav (the live check's audio)")
     return problems
 
 

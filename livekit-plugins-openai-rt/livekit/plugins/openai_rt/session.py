@@ -454,7 +454,7 @@ class TranscriptionSession:
 
     def _on_delta(self, ev: p.TranscriptDelta, now: float) -> None:
         owed = self._results.delta(
-            ev, streams_before_commit=model_spec(self.config.model).streams_before_commit
+            ev, streams_before_commit=model_spec(self.config.family).streams_before_commit
         )
         if owed and self._owed_since is not None:
             self._owed_since = now  # the server is working on what it owes

@@ -32,6 +32,7 @@ from livekit.agents import (
 )
 
 from . import protocol as p, records as r, session as s
+from .auth import Credentials, CredentialsError
 from .connection import Binary, Closed, Connection, HandshakeRefused, Text, TransportError
 from .errors import Action, classify_http_status
 from .log import logger
@@ -62,13 +63,13 @@ class SpeechStream(stt.RecognizeStream):
         stt: STT,
         opts: STTOptions,
         conn_options: APIConnectOptions,
-        api_key: str,
+        credentials: Credentials,
         http_session: aiohttp.ClientSession,
         vad: vad_mod.VAD | None,
     ) -> None:
         super().__init__(stt=stt, conn_options=conn_options, sample_rate=p.SAMPLE_RATE)
         self._opts = opts
-        self._api_key = api_key
+        self._credentials = credentials
         self._http = http_session
         self._vad = vad
         self._session = s.TranscriptionSession(
@@ -214,20 +215,35 @@ class SpeechStream(stt.RecognizeStream):
         session.connecting()
         started = time.perf_counter()
         try:
+            # asked on every connect: a token provider hands out a fresh token each time
+            headers = await self._credentials.headers()
             conn = await Connection.open(
                 self._http,
                 url,
-                headers=p.auth_headers(self._api_key),
+                headers=headers,
                 timeout=self._conn_options.timeout,
                 heartbeat=self._opts.heartbeat,
             )
+        except CredentialsError as e:
+            session.connect_failed()
+            if session.state is s.State.FINISHED:
+                return None
+            if not e.retryable:
+                error = APIError(e.message, retryable=False)
+                logger.error(error.message, extra=self._extra())
+                raise error from None
+            failed = APIConnectionError(e.message)
+            self._check_budget(attempts + 1, failed)
+            self._log_retry(failed, attempts + 1)
+            await self._backoff(attempts + 1, None)
+            return None
         except HandshakeRefused as e:
             session.connect_failed()
             if session.state is s.State.FINISHED:
                 return None
             verdict = classify_http_status(e.status)
             error = APIStatusError(
-                f"{e.message}: {verdict.hint}",
+                f"{e.message} (credentials: {self._credentials.kind}): {verdict.hint}",
                 status_code=e.status,
                 retryable=verdict.action is Action.RECONNECT,
             )

@@ -24,9 +24,14 @@ from .audio import b64_len
 from .faults import (
     MALFORMED_FRAME,
     UNKNOWN_EVENT_TYPE,
+    CloseWith,
     FaultPlan,
     RandomDrop,
+    SendBinary,
+    SendError,
+    Stall,
     default_handshake_error_body,
+    deviate,
 )
 from .outbox import Close, Outgoing
 from .records import EmulatedItem, EmulatedSession, LoggedEvent
@@ -38,6 +43,9 @@ from .transcribers import BlockCrcTranscriber, Transcriber
 __all__ = ["Emulator"]
 
 T = TypeVar("T")
+
+OnceRule = Stall | SendError | SendBinary | CloseWith
+"""The fault rules that fire once per connection when their trigger is reached."""
 
 
 @dataclass
@@ -83,6 +91,8 @@ class _Conn:
         self.fired: list[object] = []
         self.random_drop_rule: RandomDrop | None = None
         self.random_drop_at = 0
+        # committed events held back until their item's result (committed_after_completed)
+        self.held_committed: dict[str, Json] = {}
 
     def was_fired(self, rule: object) -> bool:
         return any(r is rule for r in self.fired)
@@ -120,6 +130,11 @@ class Emulator:
         record_audio: keep each item's audio in :attr:`EmulatedItem.audio` (default: the value of
             ``record_events``, so benchmarks do not hold all audio in memory).
         model_rules: replace :data:`MODEL_RULES` (e.g. to add a model or try a different rule).
+        azure: speak Azure OpenAI's URL and auth shapes instead of OpenAI's
+            (:class:`~.routing.AzureMode`: docs/protocol.md §7 H.50-51): serve
+            ``/openai/v1/realtime`` and ``/openai/realtime?api-version=…&deployment=…``, take an
+            ``api-key`` (checked against ``api_key``) or an Entra bearer token, and accept the
+            mode's deployment names as transcription models, each under its family's rules.
 
     Attributes:
         sessions: one :class:`EmulatedSession` per accepted websocket, in connection order (the
@@ -148,6 +163,7 @@ class Emulator:
         close_on_turn_detection_error: bool = False,
         record_audio: bool | None = None,
         model_rules: Mapping[str, ModelRules] | None = None,
+        azure: routing.AzureMode | None = None,
     ) -> None:
         """Configure the emulator; nothing listens until :meth:`start`."""
         self.host = host
@@ -165,6 +181,9 @@ class Emulator:
         self.model_rules: Mapping[str, ModelRules] = (
             dict(model_rules) if model_rules is not None else MODEL_RULES
         )
+        self.azure = azure
+        if azure is not None:
+            self.model_rules = azure.model_rules(self.model_rules)
         self.sessions: list[EmulatedSession] = []
         self.events: list[LoggedEvent] = []
         self.handshakes = 0
@@ -183,8 +202,12 @@ class Emulator:
             raise RuntimeError("emulator already started")
         self._loop = asyncio.get_running_loop()
         app = web.Application()
-        app.router.add_get("/v1/realtime", self._handle_realtime)
-        app.router.add_get("/v1/realtime/translations", self._handle_translations)
+        if self.azure is not None:
+            app.router.add_get(routing.AZURE_V1_PATH, self._handle_realtime)
+            app.router.add_get(routing.AZURE_DATED_PATH, self._handle_realtime)
+        else:
+            app.router.add_get("/v1/realtime", self._handle_realtime)
+            app.router.add_get("/v1/realtime/translations", self._handle_translations)
         runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
@@ -213,17 +236,23 @@ class Emulator:
 
     @property
     def base_url(self) -> str:
-        """OpenAI-SDK style base URL, ``http://<host>:<port>/v1``."""
+        """OpenAI-SDK style base URL, ``http://<host>:<port>/v1`` (Azure mode: the v1 API's,
+        ``http://<host>:<port>/openai/v1``)."""
+        return self.azure_endpoint + ("/openai/v1" if self.azure is not None else "/v1")
+
+    @property
+    def azure_endpoint(self) -> str:
+        """The resource endpoint for ``STT.with_azure(azure_endpoint=...)``,
+        ``http://<host>:<port>``."""
         if self._runner is None:
             raise RuntimeError("emulator not started")
-        return f"http://{self.host}:{self.port}/v1"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def ws_url(self) -> str:
-        """The transcription websocket URL, ``ws://<host>:<port>/v1/realtime?intent=transcription``."""
-        if self._runner is None:
-            raise RuntimeError("emulator not started")
-        return f"ws://{self.host}:{self.port}/v1/realtime?intent=transcription"
+        """The transcription websocket URL, ``ws://<host>:<port>/v1/realtime?intent=transcription``
+        (Azure mode: ``…/openai/v1/realtime?intent=transcription``)."""
+        return "ws" + self.base_url[4:] + "/realtime?intent=transcription"
 
     def committed_items(self) -> list[EmulatedItem]:
         """Every item committed by this emulator, over all sessions, in commit order."""
@@ -270,7 +299,12 @@ class Emulator:
             body = refusal.body or default_handshake_error_body(refusal.status)
             return web.json_response(body, status=refusal.status, headers=refusal.headers)
 
-        auth_refusal = routing.authenticate(request.headers, self.api_key)
+        if self.azure is not None:
+            auth_refusal = routing.authenticate_azure(
+                request.headers, self.api_key, self.azure
+            ) or routing.azure_deployment_refusal(request.path, request.query, self.azure)
+        else:
+            auth_refusal = routing.authenticate(request.headers, self.api_key)
         if auth_refusal is not None:
             return self._refuse(auth_refusal)
 
@@ -294,6 +328,7 @@ class Emulator:
             headers=routing.redact_headers(request.headers),
             max_session_seconds=self.max_session_seconds,
             created_at=time.time(),
+            path=request.path,
         )
         self.sessions.append(record)
         route = routing.route(
@@ -438,8 +473,9 @@ class Emulator:
                     await ws.send_bytes(bytes(item.size))
                     self._log_out(conn, {"type": "<binary>", "bytes": item.size})
                     continue
-                await ws.send_str(json.dumps(item, separators=(",", ":")))
-                self._log_out(conn, item)
+                for event in deviate(self.faults, conn.held_committed, item):
+                    await ws.send_str(json.dumps(event, separators=(",", ":")))
+                    self._log_out(conn, event)
         except (ConnectionError, RuntimeError):
             # The client went away mid-send; the reader sees the end of the connection.
             return
@@ -554,56 +590,38 @@ class Emulator:
                 self._drop(conn)
                 return
 
-        def due(after_seconds: float | None, after_bytes: int | None) -> bool:
-            if after_seconds is None and after_bytes is None:
-                return True
-            return (after_seconds is not None and age >= after_seconds) or (
-                after_bytes is not None and nbytes >= after_bytes
-            )
+        def fires(rule: OnceRule | None) -> bool:
+            """A once-per-connection rule for this connection whose trigger is reached (marked
+            fired)."""
+            if rule is None or not plan.applies_to(rule.connections, index):
+                return False
+            if conn.was_fired(rule):
+                return False
+            after_seconds, after_bytes = rule.after_seconds, rule.after_bytes
+            if after_seconds is not None or after_bytes is not None:
+                if not (after_seconds is not None and age >= after_seconds) and not (
+                    after_bytes is not None and nbytes >= after_bytes
+                ):
+                    return False
+            conn.fired.append(rule)
+            return True
 
         stall = plan.stall
-        if (
-            stall is not None
-            and plan.applies_to(stall.connections, index)
-            and not conn.was_fired(stall)
-            and due(stall.after_seconds, stall.after_bytes)
-        ):
-            conn.fired.append(stall)
+        if stall is not None and fires(stall):
             conn.read_stalled = conn.read_stalled or stall.read
             conn.answer_stalled = conn.answer_stalled or stall.answer
-
         err = plan.send_error
-        if (
-            err is not None
-            and plan.applies_to(err.connections, index)
-            and not conn.was_fired(err)
-            and due(err.after_seconds, err.after_bytes)
-        ):
-            conn.fired.append(err)
+        if err is not None and fires(err):
             self._deliver(conn, session.emit_error(ApiError(err.code, err.message, type=err.type)))
             if err.close_code is not None:
                 reason = err.close_reason or f"{err.type}.{err.code}"
                 self._deliver(conn, session.close(err.close_code, reason))
                 return
-
         binary = plan.send_binary
-        if (
-            binary is not None
-            and plan.applies_to(binary.connections, index)
-            and not conn.was_fired(binary)
-            and due(binary.after_seconds, binary.after_bytes)
-        ):
-            conn.fired.append(binary)
+        if binary is not None and fires(binary):
             conn.out.put_nowait(_BinaryFrame(binary.size))
-
         close = plan.close_with
-        if (
-            close is not None
-            and plan.applies_to(close.connections, index)
-            and not conn.was_fired(close)
-            and due(close.after_seconds, close.after_bytes)
-        ):
-            conn.fired.append(close)
+        if close is not None and fires(close):
             self._deliver(conn, session.close(close.code, close.reason))
 
     def _drop(self, conn: _Conn) -> None:

@@ -231,6 +231,7 @@ async def run(args: argparse.Namespace, control: str) -> dict[str, Any]:
         ),
         "failed_loudly": failed,
         "error_lines": len(errors.lines),
+        "errors": sorted({line[:160] for line in errors.lines}),
         "problems": problems,
         "fds": {"before": fds0, "after": fds1},
         "tasks": {"before": tasks0, "after": tasks1},

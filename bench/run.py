@@ -41,12 +41,15 @@ CLIENTS = {
     "vad alone": ("vad", "vad"),
     "harness": ("null", "null"),
     "incumbent/novad": ("incumbent", "novad"),
+    "ours/translate": ("ours", "translate"),
+    "ours/interpret": ("ours", "interpret"),
 }
 """name: (plugin, configuration), as ``client.py`` builds it; the names are
 ``analysis.PLUGINS`` (compared) and ``analysis.REFERENCES``. References, one run per cell: the
 VAD alone, fed the same way; the harness alone (a stream that only drains its input); and, in
 fast mode, the incumbent with ``vad=None`` (it then never commits: its transport cost alone, to
-set beside ours/flush)."""
+set beside ours/flush). And ``analysis.TRANSLATION``: ``TranslationSTT`` flush-driven, reading
+its text (the STT of an agent) or also its translated speech (the live interpreter)."""
 ZYGOTE = {"ours": "ours", "incumbent": "incumbent", "vad": "base", "null": "base"}
 """Which pre-imported client process runs each plugin ("base": livekit-agents only)."""
 ONE_RUN_PER_CELL = ("harness", "incumbent/novad")
@@ -282,6 +285,8 @@ def default_repeats(mode: str, n: int) -> int:
 
 def _in_cell(client: str, mode: str, n: int, args: argparse.Namespace) -> bool:
     """Whether ``client`` runs in the (mode, N) cell."""
+    if client in analysis.TRANSLATION:
+        return mode == "realtime" and n in analysis.TRANSLATION_NS
     if client == "incumbent/novad":
         return mode == "fast" and n <= int(args.fast_vad_max_n)
     if mode == "fast" and client in ("ours/vad", "incumbent", "vad alone"):

@@ -1,12 +1,15 @@
-"""OpenAI Realtime transcription (``gpt-realtime-whisper`` and friends) for LiveKit Agents.
+"""OpenAI Realtime transcription (``gpt-realtime-whisper`` and friends) and live translation
+(``gpt-realtime-translate``) for LiveKit Agents.
 
 ```python
 from livekit.plugins import openai_rt
 
 session = AgentSession(stt=openai_rt.STT(), ...)
+session = AgentSession(stt=openai_rt.TranslationSTT(target_language="en"), ...)
 ```
 
-See ``openai_rt.STT`` for the options and ``openai_rt.testing`` for the bundled emulator.
+See ``openai_rt.STT`` and ``openai_rt.TranslationSTT`` for the options and
+``openai_rt.testing`` for the bundled emulator.
 """
 
 from livekit.agents import Plugin
@@ -16,12 +19,18 @@ from .models import DEFAULT_MODEL, MODELS, ModelSpec, estimate_cost_usd, model_s
 from .options import DEFAULT_SERVER_VAD, STTOptions
 from .stream import SpeechStream
 from .stt import STT
+from .translation_stream import TranslationStream
+from .translation_stt import DEFAULT_TRANSLATION_MODEL, TranslationOptions, TranslationSTT
 from .version import __version__
 
 __all__ = [
     "STT",
     "SpeechStream",
     "STTOptions",
+    "TranslationSTT",
+    "TranslationStream",
+    "TranslationOptions",
+    "DEFAULT_TRANSLATION_MODEL",
     "ModelSpec",
     "MODELS",
     "DEFAULT_MODEL",

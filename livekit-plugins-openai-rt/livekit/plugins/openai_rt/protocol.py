@@ -88,12 +88,14 @@ def realtime_url(base_url: str, *, model: str, model_in_url: bool) -> str:
 def _checked_url(url: str, name: str, example: str) -> SplitResult:
     """``url`` split, or ``ValueError`` naming the option ``name`` when it is not an
     http(s)/ws(s) URL with a host, carries credentials (``user:pass@``) or control characters."""
+    # the messages show the URL without its query: a gateway key may ride there
+    shown = clip(redact_url(url))
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
-        raise ValueError(f"{name} contains control characters: {url!r}")
+        raise ValueError(f"{name} contains control characters: {shown!r}")
     parts = urlsplit(url.strip())
     if _WS_SCHEMES.get(parts.scheme.lower()) is None or not parts.hostname:
         raise ValueError(
-            f"{name} must be an http(s):// or ws(s):// URL such as '{example}', got {url!r}"
+            f"{name} must be an http(s):// or ws(s):// URL such as '{example}', got {shown!r}"
         )
     if parts.username is not None or parts.password is not None:
         raise ValueError(

@@ -158,13 +158,13 @@ class SpeechStream(stt.RecognizeStream):
             if self._task_error is None:
                 raise
             raise APIError(
-                f"openai_rt internal error: {self._task_error!r}", retryable=False
+                f"openai_rt internal error: {p.clip(repr(self._task_error))}", retryable=False
             ) from None
         except APIError:
             raise
         except Exception as e:
             logger.exception("openai_rt stream failed unexpectedly", extra=self._extra())
-            raise APIError(f"openai_rt internal error: {e!r}", retryable=False) from e
+            raise APIError(f"openai_rt internal error: {p.clip(repr(e))}", retryable=False) from e
         finally:
             if self._sessions_task is not None and not self._sessions_task.done():
                 self._sessions_task.cancel()

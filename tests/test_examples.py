@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 from livekit.plugins.openai_rt.testing import Emulator
+from tests.conftest import read_pcm
 
 ROOT = Path(__file__).resolve().parents[1]
 TRANSCRIBE_FILE = ROOT / "examples" / "transcribe_file.py"
@@ -144,13 +145,13 @@ async def test_base_url_without_a_key_is_refused(tmp_path: Path) -> None:
 
 async def test_stereo_wav_is_downmixed_and_transcribed(tmp_path: Path) -> None:
     path = tmp_path / "stereo.wav"
-    t = np.arange(int(48000 * 0.6)) / 48000
-    tone = (np.sin(2 * np.pi * 440 * t) * 8000).astype("<i2")
+    # 0.6 s of the sample's first word (speech: the example's VAD keeps it), at 48 kHz
+    word = np.frombuffer(read_pcm()[28800:57600], dtype="<i2").repeat(2)
     with wave.open(str(path), "wb") as w:
         w.setnchannels(2)
         w.setsampwidth(2)
         w.setframerate(48000)
-        w.writeframes(np.stack([tone, tone // 2], axis=1).tobytes())
+        w.writeframes(np.stack([word, word // 2], axis=1).tobytes())
     status, out, err, _ = await _run_example(str(path))
     assert status == 0, err
     assert "48000 Hz stereo 16-bit PCM (downmixed to mono)" in out

@@ -22,6 +22,12 @@ Audio never waits for a socket: it goes into the :class:`~.ledger.AudioLedger` a
 send cursor walks the ledger while the session is LIVE. A flush is recorded in the ledger the
 moment it is taken, so losing a socket (or a send) can never lose or merge an utterance: the
 next socket's cursor starts at the oldest audio still owed a transcript (the replay).
+
+No billed silence (``skip_silence``): audio to commit that holds no speech (by the stream's VAD
+when it runs one, else by a conservative energy gate on the levels the adapter measures) is
+cleared instead of committed. With a VAD, open audio the VAD has not seen yet is held back
+(:meth:`TranscriptionSession.vad_progress`), so its end of speech commits exactly there, however
+fast the audio arrives.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from . import protocol as p
 from .errors import Action, Verdict, classify_close, classify_error
@@ -47,9 +54,11 @@ from .records import (
     RollOver,
     SpeechEnd,
     SpeechStart,
+    Transcript,
 )
 from .results import Results
-from .sender import CHUNK_BYTES, Sender
+from .sender import Sender
+from .speech import SpeechMap
 
 QUICK_FAILURE_SECONDS = 5.0
 """A session that fails this soon after it was configured counts as an instant failure."""
@@ -116,7 +125,8 @@ class TranscriptionSession:
         timers: the watchdog and roll-over timers.
         replay_limit_bytes: most untranscribed audio kept to replay after a reconnect.
         local_vad: the stream runs a VAD of its own, so the server's speech events are not
-            reported (one source of speech start/end).
+            reported (one source of speech start/end), and that VAD says where speech is.
+        skip_silence: clear audio to commit that holds no speech instead of committing it.
     """
 
     def __init__(
@@ -126,11 +136,16 @@ class TranscriptionSession:
         timers: Timers,
         replay_limit_bytes: int,
         local_vad: bool = False,
+        skip_silence: bool = False,
     ) -> None:
         self.config = config
+        self.format = config.audio_format
+        """The input audio format: the units of every position and length."""
         self.timers = timers
-        self.ledger = AudioLedger(replay_limit_bytes=replay_limit_bytes)
+        self.ledger = AudioLedger(replay_limit_bytes=replay_limit_bytes, audio_format=self.format)
         self.local_vad = local_vad
+        self.skipped_seconds = 0.0
+        """Seconds of audio cleared instead of committed because they held no speech."""
         self.state = State.IDLE
         self.session_id = ""
         """The server's id of the current session (empty before ``session.created``)."""
@@ -144,6 +159,8 @@ class TranscriptionSession:
         """The decision that ended the current socket's part, until :meth:`socket_released`."""
         self._outputs: list[Output] = []
         self._pending = bytearray()  # appended audio not yet in the ledger (< one chunk)
+        self._appended = 0  # bytes appended over the stream's life (ledger + pending)
+        self._speech = SpeechMap(self.format, enabled=skip_silence, local_vad=local_vad)
         self._sender = Sender(self.ledger)
         self._taken_at: float | None = None  # a message handed out and not yet reported sent
         self._opened_at = 0.0
@@ -158,7 +175,7 @@ class TranscriptionSession:
         self._final_retried = False
         self._stopped_at: dict[str, int] = {}  # server-VAD item -> stream position of its end
         self._results = Results(self.ledger, self._emit)
-        self._results.language = config.language or ""
+        self._apply_config(config)
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -214,34 +231,63 @@ class TranscriptionSession:
 
     # -- inputs: audio -------------------------------------------------------------------------------
 
-    def audio(self, pcm: bytes | memoryview) -> None:
-        """Audio appended by the user (pcm16 mono, 24 kHz)."""
-        self._pending += pcm
-        if len(self._pending) >= CHUNK_BYTES:
+    @property
+    def wants_level(self) -> bool:
+        """Whether the next :meth:`audio` should carry its level: the energy gate is on and
+        the open audio is not yet known to hold speech (so loud audio costs no measuring)."""
+        return self._speech.wants_level(self.ledger.open.start)
+
+    def audio(self, data: bytes | memoryview, *, level: float | None = None) -> None:
+        """Audio appended by the user, in the session's format. ``level`` is its loudest 10 ms
+        RMS in dBFS, for the energy gate (None: not measured, so it may hold speech)."""
+        self._pending += data
+        self._appended += data.nbytes if isinstance(data, memoryview) else len(data)
+        self._speech.audio(self._appended, level)
+        if len(self._pending) >= self.format.chunk_bytes:
             self._seal()
 
-    def flush(self) -> bool:
-        """Commit the audio so far (the session's VAD ended a turn). Recorded at once; the
-        commit goes out when the socket has sent the audio before it. Returns False when no
-        commit was made (the server's VAD commits, or less than 100 ms is open: that audio
-        goes with the next commit)."""
+    def flush(self, at: int | None = None) -> bool:
+        """Commit the audio so far (the session's VAD ended a turn), or up to stream position
+        ``at`` (where the stream's VAD ended speech). Recorded at once; the commit goes out
+        when the socket has sent the audio before it. Audio that holds no speech is cleared
+        instead (``skip_silence``; an empty final answers the flush). Returns False when no
+        commit was made (the server's VAD commits, the audio held no speech, or less than
+        100 ms is open: that audio goes with the next commit)."""
         self._seal()
         if self.server_commits:
             logger.debug("flush ignored: the server's VAD commits", extra=self._extra())
             return False
-        return self.ledger.commit() is not None
+        result = self._close_open(at)
+        if result == "cleared":
+            self._emit(Transcript("final", "", "", self._results.language))
+        return result == "committed"
 
     def end_input(self) -> None:
-        """No more audio: commit what is left (a short tail padded to the 100 ms minimum), and
-        finish once every result is released."""
+        """No more audio: commit what is left (a short tail padded to the 100 ms minimum, or
+        cleared when it holds no speech), and finish once every result is released."""
         self.input_ended = True
+        self._sender.hold = None
         self._commit_tail()
         self._check_finished()
 
     def set_speaking(self, speaking: bool) -> None:
         """The stream's own VAD says whether speech is in progress (roll-over waits for a
-        pause)."""
+        pause; the audio it has seen since is speech)."""
         self.speaking = speaking
+        self._speech.set_speaking(speaking)
+
+    def vad_progress(self, pos: int) -> None:
+        """The stream's VAD has judged the audio up to stream position ``pos``: it may go out
+        (later audio is held back, so a later end of speech can still cut there)."""
+        self._speech.vad_progress(pos)
+        if not self.input_ended:
+            self._sender.hold = self._speech.vad_seen
+
+    def vad_lost(self) -> None:
+        """The stream's VAD stopped: nothing is held back any more, and every later byte may
+        hold speech."""
+        self._speech.vad_lost()
+        self._sender.hold = None
 
     def update_config(self, config: p.SessionConfig, *, new_session: bool) -> None:
         """Options changed. In place with a ``session.update`` when the server allows it; with
@@ -249,8 +295,10 @@ class TranscriptionSession:
         at the next pause."""
         if config == self.config:
             return
+        if config.audio_format != self.format:
+            raise ValueError("a stream's audio format cannot change; open a new stream")
         self.config = config
-        self._results.language = config.language or ""
+        self._apply_config(config)
         if new_session:
             self._new_session_wanted = True
         elif self.state is State.LIVE:
@@ -282,6 +330,31 @@ class TranscriptionSession:
         self._taken_at = None
         self._send_config()
         self._emit(Configure(self.config))
+
+    def socket_adopted(
+        self,
+        now: float,
+        *,
+        wall: float,
+        opened_at: float,
+        created: p.SessionCreated,
+        configured: p.SessionConfig,
+    ) -> None:
+        """The adapter took over a socket that was opened at ``opened_at`` and already
+        configured with ``configured`` (a prewarmed session): the session is LIVE at once, and
+        sends a ``session.update`` only if its own configuration differs."""
+        self._set_state(State.CONFIGURING)
+        self.session_id = ""
+        self.ending = None
+        self._opened_at = opened_at
+        self._configured_at = None
+        self._wall_offset = wall - now
+        self._rollover_at = self._hard_deadline = None
+        self._sender.reset()
+        self._taken_at = None
+        self._config_sent = configured
+        self._on_created(created)
+        self._on_updated(now)
 
     def socket_closed(self, now: float, *, code: int | None, reason: str) -> None:
         """The server closed the socket (``code`` None when it just broke)."""
@@ -398,10 +471,44 @@ class TranscriptionSession:
 
     def _commit_tail(self) -> None:
         self._seal()
+        if self.ledger.open.nbytes and not self._speech.holds_speech(
+            self.ledger.open.start, self.ledger.position
+        ):
+            self._close_open(None)
+            return
         pad = self.ledger.padding_needed()
         if pad:
-            self.ledger.append(bytes(pad))
-        self.ledger.commit()
+            self.ledger.append(self.format.silence(pad))
+            self._appended += pad
+        self._close_open(None)
+
+    def _close_open(self, at: int | None) -> Literal["committed", "cleared", "kept"]:
+        """Commit the open audio up to ``at`` (default: all of it); clear it when it holds no
+        speech; keep it open when it is under the 100 ms minimum."""
+        end = self.ledger.position if at is None else min(at, self.ledger.position)
+        if end <= self.ledger.open.start:
+            return "kept"
+        if not self._speech.holds_speech(self.ledger.open.start, end):
+            seconds = self.format.seconds(self.ledger.clear_open(end))
+            self.skipped_seconds += seconds
+            self._results.cleared()
+            logger.debug(
+                "not committing %.2f s of audio with no speech in it (%s): cleared instead",
+                seconds,
+                self._speech.judged(),
+                extra={**self._extra(), "skipped_seconds": seconds},
+            )
+            return "cleared"
+        seg = self.ledger.commit(end)
+        if seg is None:
+            return "kept"
+        self._speech.committed()
+        self._results.committing(seg)
+        return "committed"
+
+    def _apply_config(self, config: p.SessionConfig) -> None:
+        self._results.language = config.language or ""
+        self._results.preflight = model_spec(config.model).streams_before_commit
 
     def _send_config(self) -> None:
         update = p.session_update(self.config, event_id="session_update")
@@ -434,15 +541,15 @@ class TranscriptionSession:
             logger.warning(
                 "replaying %.2f s of audio to the new session; %.2f s older than the replay "
                 "bound could not be replayed%s",
-                plan.owed_bytes / p.BYTES_PER_SECOND,
-                plan.lost_bytes / p.BYTES_PER_SECOND,
+                self.format.seconds(plan.owed_bytes),
+                self.format.seconds(plan.lost_bytes),
                 f" ({len(plan.lost_segments)} utterance(s) lost)" if plan.lost_segments else "",
                 extra={**self._extra(), "lost_bytes": plan.lost_bytes},
             )
         elif plan.owed_bytes:
             logger.debug(
                 "replaying %.2f s of audio",
-                plan.owed_bytes / p.BYTES_PER_SECOND,
+                self.format.seconds(plan.owed_bytes),
                 extra=self._extra(),
             )
         if plan.lost_segments:
@@ -453,15 +560,16 @@ class TranscriptionSession:
         self._check_finished()
 
     def _on_delta(self, ev: p.TranscriptDelta, now: float) -> None:
-        owed = self._results.delta(
-            ev, streams_before_commit=model_spec(self.config.model).streams_before_commit
-        )
+        owed = self._results.delta(ev)
         if owed and self._owed_since is not None:
             self._owed_since = now  # the server is working on what it owes
 
     def _on_committed(self, ev: p.Committed, now: float) -> None:
         end_pos = self._stopped_at.pop(ev.item_id, None)
         if self._results.committed(ev.item_id, end_pos=end_pos, server_commits=self.server_commits):
+            seg = self.ledger.find(ev.item_id)
+            if seg is not None and seg.by_server:
+                self._sender.server_committed(seg.end)
             self._after_results(now)
 
     def _on_result(self, ev: p.TranscriptCompleted | p.TranscriptFailed, now: float) -> None:
@@ -478,7 +586,7 @@ class TranscriptionSession:
         if self.local_vad or self.speaking:
             return
         self.speaking = True
-        self._emit(SpeechStart(self._sender.stream_pos(ev.audio_start_ms) / p.BYTES_PER_SECOND))
+        self._emit(SpeechStart(self.format.seconds(self._sender.stream_pos(ev.audio_start_ms))))
 
     def _on_speech_stopped(self, ev: p.SpeechStopped) -> None:
         pos = self._sender.stream_pos(ev.audio_end_ms)
@@ -486,7 +594,7 @@ class TranscriptionSession:
         if self.local_vad or not self.speaking:
             return
         self.speaking = False
-        self._emit(SpeechEnd(pos / p.BYTES_PER_SECOND))
+        self._emit(SpeechEnd(self.format.seconds(pos)))
 
     def _on_error(self, err: p.ServerError, now: float) -> None:
         verdict = classify_error(err.code, err.type, configuring=self.state is State.CONFIGURING)
@@ -521,6 +629,8 @@ class TranscriptionSession:
             extra=extra,
         )
         self.ledger.refuse(seg)
+        self._sender.refused(seg)
+        self._results.refused(seg)
         self._owed_since = now if self.ledger.owed() else None
         if not self.input_ended:
             return
@@ -534,7 +644,7 @@ class TranscriptionSession:
         logger.warning(
             "end of input: the server refused to commit the last %.0f ms of audio twice; "
             "not waiting for it",
-            dropped / p.BYTES_PER_SECOND * 1000,
+            self.format.seconds(dropped) * 1000,
             extra=self._extra(),
         )
         self._check_finished()

@@ -113,6 +113,10 @@ class Emulator:
         record_audio: keep each item's audio in :attr:`EmulatedItem.audio` (default: the value of
             ``record_events``, so benchmarks do not hold all audio in memory).
         model_rules: replace :data:`MODEL_RULES` (e.g. to add a model or try a different rule).
+        handshake_delay: seconds the websocket upgrade takes before it is accepted (the TLS
+            and websocket handshakes of a distant server; 0 by default, loopback speed). The
+            real figure depends on the network path and is not documented (docs/protocol.md
+            §1.3 [I]); 0.3 is a plausible cross-region value.
 
     Attributes:
         sessions: one :class:`EmulatedSession` per accepted websocket, in connection order (the
@@ -140,6 +144,7 @@ class Emulator:
         close_on_turn_detection_error: bool = False,
         record_audio: bool | None = None,
         model_rules: Mapping[str, ModelRules] | None = None,
+        handshake_delay: float = 0.0,
     ) -> None:
         """Configure the emulator; nothing listens until :meth:`start`."""
         self.host = host
@@ -157,6 +162,7 @@ class Emulator:
         self.model_rules: Mapping[str, ModelRules] = (
             dict(model_rules) if model_rules is not None else MODEL_RULES
         )
+        self.handshake_delay = handshake_delay
         self.sessions: list[EmulatedSession] = []
         self.events: list[LoggedEvent] = []
         self.handshakes = 0
@@ -276,6 +282,8 @@ class Emulator:
         )
         if not ws.can_prepare(request).ok:
             return self._refuse(routing.NOT_WEBSOCKET)
+        if self.handshake_delay > 0:
+            await asyncio.sleep(self.handshake_delay)
         await ws.prepare(request)
 
         record = EmulatedSession(

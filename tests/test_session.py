@@ -35,13 +35,21 @@ class Harness:
         turn_detection: p.TurnDetection | None = None,
         replay_limit: int = 30 * BYTES_PER_SECOND,
         local_vad: bool = False,
+        skip_silence: bool = False,
+        audio_format: p.AudioFormat = p.PCM16,
         **timers: float,
     ) -> None:
         self.session = s.TranscriptionSession(
-            p.SessionConfig(model=model, language="en", turn_detection=turn_detection),
+            p.SessionConfig(
+                model=model,
+                language="en",
+                turn_detection=turn_detection,
+                audio_format=audio_format,
+            ),
             timers=s.Timers(**timers),
             replay_limit_bytes=replay_limit,
             local_vad=local_vad,
+            skip_silence=skip_silence,
         )
         self.now = 0.0
         self.sent: list[dict[str, Any]] = []
@@ -114,7 +122,7 @@ class Harness:
 
 def segments_of(h: Harness) -> list[bytes]:
     """The audio of each committed server item, in the order it was sent (appends between
-    commits)."""
+    commits, since the last clear)."""
     out: list[bytes] = []
     current = bytearray()
     for m in h.sent:
@@ -122,6 +130,8 @@ def segments_of(h: Harness) -> list[bytes]:
             current += base64.b64decode(m["audio"])
         elif m["type"] == "input_audio_buffer.commit":
             out.append(bytes(current))
+            current.clear()
+        elif m["type"] == "input_audio_buffer.clear":
             current.clear()
     return out
 

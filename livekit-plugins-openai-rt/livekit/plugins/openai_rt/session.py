@@ -33,6 +33,7 @@ fast the audio arrives.
 from __future__ import annotations
 
 import enum
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -161,7 +162,10 @@ class TranscriptionSession:
         self._pending = bytearray()  # appended audio not yet in the ledger (< one chunk)
         self._appended = 0  # bytes appended over the stream's life (ledger + pending)
         self._speech = SpeechMap(self.format, enabled=skip_silence, local_vad=local_vad)
+        self._waiting_flushes: deque[int] = deque()  # flush positions the VAD has not judged
         self._sender = Sender(self.ledger)
+        if local_vad:
+            self._sender.hold = 0  # nothing judged yet
         self._taken_at: float | None = None  # a message handed out and not yet reported sent
         self._opened_at = 0.0
         self._configured_at: float | None = None
@@ -250,22 +254,25 @@ class TranscriptionSession:
         """Commit the audio so far (the session's VAD ended a turn), or up to stream position
         ``at`` (where the stream's VAD ended speech). Recorded at once; the commit goes out
         when the socket has sent the audio before it. Audio that holds no speech is cleared
-        instead (``skip_silence``; an empty final answers the flush). Returns False when no
-        commit was made (the server's VAD commits, the audio held no speech, or less than
-        100 ms is open: that audio goes with the next commit)."""
+        instead (``skip_silence``; an empty final answers the flush). When the stream's VAD
+        has not judged the audio up to a flush yet, the flush waits for it (so an end of
+        speech before it still cuts there). Returns False when no commit was made now (the
+        server's VAD commits, the flush waits for the VAD, the audio held no speech, or less
+        than 100 ms is open: that audio goes with the next commit)."""
         self._seal()
         if self.server_commits:
             logger.debug("flush ignored: the server's VAD commits", extra=self._extra())
             return False
-        result = self._close_open(at)
-        if result == "cleared":
-            self._emit(Transcript("final", "", "", self._results.language))
-        return result == "committed"
+        if at is None and not self._speech.judged(self.ledger.position):
+            self._waiting_flushes.append(self.ledger.position)
+            return False
+        return self._flush_now(at)
 
     def end_input(self) -> None:
         """No more audio: commit what is left (a short tail padded to the 100 ms minimum, or
         cleared when it holds no speech), and finish once every result is released."""
         self.input_ended = True
+        self._waiting_flushes.clear()  # the tail commit takes what they would have
         self._sender.hold = None
         self._commit_tail()
         self._check_finished()
@@ -282,12 +289,14 @@ class TranscriptionSession:
         self._speech.vad_progress(pos)
         if not self.input_ended:
             self._sender.hold = self._speech.vad_seen
+        self._flush_judged()
 
     def vad_lost(self) -> None:
         """The stream's VAD stopped: nothing is held back any more, and every later byte may
         hold speech."""
         self._speech.vad_lost()
         self._sender.hold = None
+        self._flush_judged()
 
     def update_config(self, config: p.SessionConfig, *, new_session: bool) -> None:
         """Options changed. In place with a ``session.update`` when the server allows it; with
@@ -469,6 +478,17 @@ class TranscriptionSession:
             self.ledger.append(bytes(self._pending))
             self._pending.clear()
 
+    def _flush_now(self, at: int | None) -> bool:
+        result = self._close_open(at)
+        if result == "cleared":
+            self._emit(Transcript("final", "", "", self._results.language))
+        return result == "committed"
+
+    def _flush_judged(self) -> None:
+        """Make the flushes that waited for the VAD, once it has judged their audio."""
+        while self._waiting_flushes and self._speech.judged(self._waiting_flushes[0]):
+            self._flush_now(self._waiting_flushes.popleft())
+
     def _commit_tail(self) -> None:
         self._seal()
         if self.ledger.open.nbytes and not self._speech.holds_speech(
@@ -485,7 +505,11 @@ class TranscriptionSession:
     def _close_open(self, at: int | None) -> Literal["committed", "cleared", "kept"]:
         """Commit the open audio up to ``at`` (default: all of it); clear it when it holds no
         speech; keep it open when it is under the 100 ms minimum."""
-        end = self.ledger.position if at is None else min(at, self.ledger.position)
+        end = self.ledger.position
+        if at is not None:
+            # never cut before audio the live socket already sent: the server's item would
+            # hold it (the VAD hold keeps that from happening; this keeps the ledger true)
+            end = min(max(at, self.ledger.send_cursor or 0), end)
         if end <= self.ledger.open.start:
             return "kept"
         if not self._speech.holds_speech(self.ledger.open.start, end):
@@ -495,7 +519,7 @@ class TranscriptionSession:
             logger.debug(
                 "not committing %.2f s of audio with no speech in it (%s): cleared instead",
                 seconds,
-                self._speech.judged(),
+                self._speech.why_silent(),
                 extra={**self._extra(), "skipped_seconds": seconds},
             )
             return "cleared"

@@ -43,6 +43,7 @@ class SpeechMap:
         """How far the stream's VAD has judged the audio."""
         self._speaking = False
         self._vad_lost = False
+        self._vad_step: int | None = None  # the VAD's window: its smallest step forward
         self._loudest = -math.inf  # loudest level measured since the last commit or clear
 
     def wants_level(self, open_start: int) -> bool:
@@ -68,13 +69,23 @@ class SpeechMap:
 
     def vad_progress(self, pos: int) -> None:
         """The stream's VAD has judged the audio up to ``pos``."""
-        self.vad_seen = max(self.vad_seen, pos)
+        if pos > self.vad_seen:
+            step = pos - self.vad_seen
+            self._vad_step = step if self._vad_step is None else min(self._vad_step, step)
+            self.vad_seen = pos
         if self._speaking:
             self.speech_until = max(self.speech_until, self.vad_seen)
 
     def vad_lost(self) -> None:
         """The stream's VAD stopped: every later byte may hold speech."""
         self._vad_lost = True
+
+    def judged(self, pos: int) -> bool:
+        """Whether the stream's VAD (if any) has judged the audio up to ``pos``: all of it but
+        less than one of its windows (which it judges once more audio comes)."""
+        if not self.local_vad or self._vad_lost or pos <= self.vad_seen:
+            return True
+        return self._vad_step is not None and pos - self.vad_seen < self._vad_step
 
     def holds_speech(self, start: int, end: int) -> bool:
         """Whether the audio ``[start, end)`` may hold speech."""
@@ -83,7 +94,7 @@ class SpeechMap:
         unseen = end - max(self.vad_seen, start)
         return self.local_vad and unseen > self._fmt.position(VAD_UNSEEN_SECONDS)
 
-    def judged(self) -> str:
+    def why_silent(self) -> str:
         """Why the audio since the last commit or clear holds no speech (for the log line);
         starts the next span's measurement."""
         loudest, self._loudest = self._loudest, -math.inf

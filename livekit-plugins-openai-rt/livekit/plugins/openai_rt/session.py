@@ -190,6 +190,11 @@ class TranscriptionSession:
         return self.config.turn_detection is not None
 
     @property
+    def configured_at(self) -> float | None:
+        """When (the ``now`` given) the current socket's session went LIVE; None before."""
+        return self._configured_at
+
+    @property
     def results(self) -> Results:
         """The answers side: interim texts, parked results, released items."""
         return self._results

@@ -85,7 +85,16 @@ class WavInput(AudioInput):
 
 
 class EchoLLM(llm.LLM):
-    """An LLM that replies ``"you said: <last user message>"`` in a single chunk."""
+    """An LLM that replies ``"you said: <last user message>"`` in a single chunk.
+
+    ``requests`` records each request as it starts: ``(time.monotonic(), the user's text)``
+    (a preemptive generation is a request too, started before the user turn is committed).
+    """
+
+    def __init__(self) -> None:
+        """An echo LLM with no requests yet."""
+        super().__init__()
+        self.requests: list[tuple[float, str]] = []
 
     def chat(
         self,
@@ -108,6 +117,8 @@ class _EchoStream(llm.LLMStream):
             if isinstance(item, llm.ChatMessage) and item.role == "user":
                 said = item.text_content or ""
                 break
+        assert isinstance(self._llm, EchoLLM)
+        self._llm.requests.append((time.monotonic(), said))
         self._event_ch.send_nowait(
             llm.ChatChunk(
                 id=utils.shortuuid("echo_"),

@@ -57,7 +57,8 @@ def example(session: nox.Session) -> None:
     if not session.posargs:
         session.error(
             "which example? nox -s example -- examples/transcribe_file.py [file.wav] [options]"
-            " | examples/voice_agent.py dev"
+            " | examples/voice_agent.py dev | examples/phone_agent.py dev"
+            " | examples/room_transcriber.py dev"
         )
     session.install("-e", f"{PACKAGE}[examples]")
     session.run("python", *session.posargs)

@@ -14,6 +14,7 @@ from livekit.agents import Plugin
 from .log import logger
 from .models import DEFAULT_MODEL, MODELS, ModelSpec, estimate_cost_usd, model_spec
 from .options import DEFAULT_SERVER_VAD, STTOptions
+from .protocol import AudioFormatName
 from .stream import SpeechStream
 from .stt import STT
 from .version import __version__
@@ -22,6 +23,7 @@ __all__ = [
     "STT",
     "SpeechStream",
     "STTOptions",
+    "AudioFormatName",
     "ModelSpec",
     "MODELS",
     "DEFAULT_MODEL",

@@ -43,10 +43,16 @@ class Control:
         self.cpu0 = 0.0
 
     async def start(self, request: web.Request) -> web.Response:
-        """Replace the emulator by a fresh one (``?gateway=1`` for the incumbent's ``?model=``)."""
+        """Replace the emulator by a fresh one (``?gateway=1`` for the incumbent's ``?model=``;
+        ``completed_delay`` and ``handshake_delay``, seconds, when a run sets them)."""
         await self._stop()
         gateway = request.query.get("gateway", "0") == "1"
-        emu = Emulator(host=self.host, port=0, gateway_mode=gateway, record_events=True)
+        delays = {
+            name: float(request.query[name])
+            for name in ("completed_delay", "handshake_delay")
+            if name in request.query
+        }
+        emu = Emulator(host=self.host, port=0, gateway_mode=gateway, record_events=True, **delays)
         await emu.start()
         self.emu = emu
         self.cpu0 = time.process_time()

@@ -70,15 +70,18 @@ class G711Encoder:
 
 def level_dbfs(pcm16: bytes | memoryview, sample_rate: int) -> float:
     """The loudest 10 ms RMS of 16-bit mono ``pcm16``, in dBFS (full scale 0, silence
-    -inf). A shorter tail counts as a window of its own."""
-    samples = np.frombuffer(pcm16, dtype="<i2")
-    if not len(samples):
+    -inf). A shorter tail counts as a window of its own. One float32 copy of the samples, no
+    other temporary as large (this runs on every frame of a silence)."""
+    x = np.frombuffer(pcm16, dtype="<i2").astype(np.float32)
+    if not len(x):
         return -math.inf
     window = max(1, sample_rate // 100)
-    x = samples.astype(np.float64)
     n = len(x) // window
-    energy = [np.mean(np.square(x[: n * window].reshape(n, window)), axis=1)] if n else []
+    loudest = 0.0
+    if n:
+        full = x[: n * window].reshape(n, window)
+        loudest = float(np.max(np.einsum("ij,ij->i", full, full))) / window
     if len(x) > n * window:
-        energy.append(np.array([np.mean(np.square(x[n * window :]))]))
-    peak = float(np.sqrt(np.max(np.concatenate(energy))))
-    return 20.0 * math.log10(peak / 32768.0) if peak > 0 else -math.inf
+        tail = x[n * window :]
+        loudest = max(loudest, float(np.dot(tail, tail)) / len(tail))
+    return 10.0 * math.log10(loudest / 32768.0**2) if loudest > 0 else -math.inf

@@ -9,7 +9,8 @@ explicit decisions (configure, replay, roll over, reconnect, finish, fail), all 
 every input carries ``now`` (monotonic seconds). The asyncio adapter (:mod:`.stream`) does the
 I/O; tests drive this class directly with a fake clock.
 
-States (:class:`State`) and their transitions::
+States (:class:`State`, in :mod:`.states`) and their transitions (``socket_adopted()``, a
+prewarmed session already configured, goes through CONFIGURING to LIVE at once)::
 
     IDLE ──connecting()──> CONNECTING ──socket_opened()──> CONFIGURING ──session.updated──> LIVE
      ^                        │                                │                             │
@@ -32,14 +33,11 @@ fast the audio arrives.
 
 from __future__ import annotations
 
-import enum
-from collections import deque
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Mapping, Sequence
 
 from . import protocol as p
 from .errors import Action, Verdict, classify_close, classify_error
+from .intake import CloseResult, Intake
 from .ledger import AudioLedger
 from .log import logger
 from .models import model_spec
@@ -59,60 +57,14 @@ from .records import (
 )
 from .results import Results
 from .sender import Sender
-from .speech import SpeechMap
-
-QUICK_FAILURE_SECONDS = 5.0
-"""A session that fails this soon after it was configured counts as an instant failure."""
-
-MAX_QUICK_FAILURES = 3
-"""Instant failures in a row after which the stream stops instead of reconnecting again."""
-
-
-class State(enum.Enum):
-    """Where a :class:`TranscriptionSession` is in its life."""
-
-    IDLE = "idle"
-    """No socket. Audio collects in the ledger; the adapter should connect."""
-    CONNECTING = "connecting"
-    """The adapter is opening a socket."""
-    CONFIGURING = "configuring"
-    """The socket is open and ``session.update`` sent; waiting for ``session.updated``."""
-    LIVE = "live"
-    """Configured: audio and commits flow."""
-    FINISHED = "finished"
-    """The input ended and every result was released. Terminal."""
-    FAILED = "failed"
-    """A failure retrying cannot fix. Terminal."""
-
-
-TRANSITIONS: Mapping[State, frozenset[State]] = {
-    State.IDLE: frozenset({State.CONNECTING, State.FINISHED, State.FAILED}),
-    State.CONNECTING: frozenset({State.CONFIGURING, State.IDLE, State.FINISHED, State.FAILED}),
-    State.CONFIGURING: frozenset({State.LIVE, State.IDLE, State.FINISHED, State.FAILED}),
-    State.LIVE: frozenset({State.IDLE, State.FINISHED, State.FAILED}),
-    State.FINISHED: frozenset(),
-    State.FAILED: frozenset(),
-}
-"""Every allowed state change; anything else is a bug and raises ``RuntimeError``."""
-
-SOCKET_STATES = frozenset({State.CONFIGURING, State.LIVE})
-"""States in which the session owns a socket."""
-
-
-@dataclass(frozen=True)
-class Timers:
-    """The session's timers, in seconds (validated by the options)."""
-
-    configure_timeout: float = 10.0
-    """How long ``session.updated`` may take after the socket opened."""
-    result_timeout: float = 10.0
-    """A result owed for this long with no word from the server (or a send blocked this
-    long) means the socket is dead: reconnect and replay."""
-    final_timeout: float = 10.0
-    """After the end of input, the same watchdog with this bound if it is shorter."""
-    rollover_margin: float = 60.0
-    """Move to a new session this long before the server's ``expires_at``, at a pause."""
-
+from .states import (  # re-exported: session.State, session.TRANSITIONS, session.Timers
+    MAX_QUICK_FAILURES as MAX_QUICK_FAILURES,
+    QUICK_FAILURE_SECONDS as QUICK_FAILURE_SECONDS,
+    SOCKET_STATES as SOCKET_STATES,
+    TRANSITIONS as TRANSITIONS,
+    State as State,
+    Timers as Timers,
+)
 
 # ------------------------------------------------------------------------------------------------
 # the session
@@ -145,8 +97,6 @@ class TranscriptionSession:
         self.timers = timers
         self.ledger = AudioLedger(replay_limit_bytes=replay_limit_bytes, audio_format=self.format)
         self.local_vad = local_vad
-        self.skipped_seconds = 0.0
-        """Seconds of audio cleared instead of committed because they held no speech."""
         self.state = State.IDLE
         self.session_id = ""
         """The server's id of the current session (empty before ``session.created``)."""
@@ -159,13 +109,7 @@ class TranscriptionSession:
         self.ending: Ending | None = None
         """The decision that ended the current socket's part, until :meth:`socket_released`."""
         self._outputs: list[Output] = []
-        self._pending = bytearray()  # appended audio not yet in the ledger (< one chunk)
-        self._appended = 0  # bytes appended over the stream's life (ledger + pending)
-        self._speech = SpeechMap(self.format, enabled=skip_silence, local_vad=local_vad)
-        self._waiting_flushes: deque[int] = deque()  # flush positions the VAD has not judged
         self._sender = Sender(self.ledger)
-        if local_vad:
-            self._sender.hold = 0  # nothing judged yet
         self._taken_at: float | None = None  # a message handed out and not yet reported sent
         self._opened_at = 0.0
         self._configured_at: float | None = None
@@ -179,6 +123,14 @@ class TranscriptionSession:
         self._final_retried = False
         self._stopped_at: dict[str, int] = {}  # server-VAD item -> stream position of its end
         self._results = Results(self.ledger, self._emit)
+        self._intake = Intake(
+            self.ledger,
+            self._results,
+            self._sender,
+            skip_silence=skip_silence,
+            local_vad=local_vad,
+            extra=self._extra,
+        )
         self._apply_config(config)
 
     # -- reading -----------------------------------------------------------------------------------
@@ -241,19 +193,20 @@ class TranscriptionSession:
     # -- inputs: audio -------------------------------------------------------------------------------
 
     @property
+    def skipped_seconds(self) -> float:
+        """Seconds of audio cleared instead of committed because they held no speech."""
+        return self._intake.skipped_seconds
+
+    @property
     def wants_level(self) -> bool:
         """Whether the next :meth:`audio` should carry its level: the energy gate is on and
         the open audio is not yet known to hold speech (so loud audio costs no measuring)."""
-        return self._speech.wants_level(self.ledger.open.start)
+        return self._intake.wants_level
 
     def audio(self, data: bytes | memoryview, *, level: float | None = None) -> None:
         """Audio appended by the user, in the session's format. ``level`` is its loudest 10 ms
         RMS in dBFS, for the energy gate (None: not measured, so it may hold speech)."""
-        self._pending += data
-        self._appended += data.nbytes if isinstance(data, memoryview) else len(data)
-        self._speech.audio(self._appended, level)
-        if len(self._pending) >= self.format.chunk_bytes:
-            self._seal()
+        self._intake.audio(data, level)
 
     def flush(self, at: int | None = None) -> bool:
         """Commit the audio so far (the session's VAD ended a turn), or up to stream position
@@ -264,44 +217,34 @@ class TranscriptionSession:
         speech before it still cuts there). Returns False when no commit was made now (the
         server's VAD commits, the flush waits for the VAD, the audio held no speech, or less
         than 100 ms is open: that audio goes with the next commit)."""
-        self._seal()
         if self.server_commits:
+            self._intake.seal()
             logger.debug("flush ignored: the server's VAD commits", extra=self._extra())
             return False
-        if at is None and not self._speech.judged(self.ledger.position):
-            self._waiting_flushes.append(self.ledger.position)
-            return False
-        return self._flush_now(at)
+        return self._answer_flushes([self._intake.flush(at)])
 
     def end_input(self) -> None:
         """No more audio: commit what is left (a short tail padded to the 100 ms minimum, or
         cleared when it holds no speech), and finish once every result is released."""
         self.input_ended = True
-        self._waiting_flushes.clear()  # the tail commit takes what they would have
-        self._sender.hold = None
-        self._commit_tail()
+        self._intake.end()
         self._check_finished()
 
     def set_speaking(self, speaking: bool) -> None:
         """The stream's own VAD says whether speech is in progress (roll-over waits for a
         pause; the audio it has seen since is speech)."""
         self.speaking = speaking
-        self._speech.set_speaking(speaking)
+        self._intake.speech.set_speaking(speaking)
 
     def vad_progress(self, pos: int) -> None:
         """The stream's VAD has judged the audio up to stream position ``pos``: it may go out
         (later audio is held back, so a later end of speech can still cut there)."""
-        self._speech.vad_progress(pos)
-        if not self.input_ended:
-            self._sender.hold = self._speech.vad_seen
-        self._flush_judged()
+        self._answer_flushes(self._intake.vad_progress(pos, input_ended=self.input_ended))
 
     def vad_lost(self) -> None:
         """The stream's VAD stopped: nothing is held back any more, and every later byte may
         hold speech."""
-        self._speech.vad_lost()
-        self._sender.hold = None
-        self._flush_judged()
+        self._answer_flushes(self._intake.vad_lost())
 
     def update_config(self, config: p.SessionConfig, *, new_session: bool) -> None:
         """Options changed. In place with a ``session.update`` when the server allows it; with
@@ -478,62 +421,13 @@ class TranscriptionSession:
 
     # -- internals: audio out ------------------------------------------------------------------------
 
-    def _seal(self) -> None:
-        if self._pending:
-            self.ledger.append(bytes(self._pending))
-            self._pending.clear()
-
-    def _flush_now(self, at: int | None) -> bool:
-        result = self._close_open(at)
-        if result == "cleared":
-            self._emit(Transcript("final", "", "", self._results.language))
-        return result == "committed"
-
-    def _flush_judged(self) -> None:
-        """Make the flushes that waited for the VAD, once it has judged their audio."""
-        while self._waiting_flushes and self._speech.judged(self._waiting_flushes[0]):
-            self._flush_now(self._waiting_flushes.popleft())
-
-    def _commit_tail(self) -> None:
-        self._seal()
-        if self.ledger.open.nbytes and not self._speech.holds_speech(
-            self.ledger.open.start, self.ledger.position
-        ):
-            self._close_open(None)
-            return
-        pad = self.ledger.padding_needed()
-        if pad:
-            self.ledger.append(self.format.silence(pad))
-            self._appended += pad
-        self._close_open(None)
-
-    def _close_open(self, at: int | None) -> Literal["committed", "cleared", "kept"]:
-        """Commit the open audio up to ``at`` (default: all of it); clear it when it holds no
-        speech; keep it open when it is under the 100 ms minimum."""
-        end = self.ledger.position
-        if at is not None:
-            # never cut before audio the live socket already sent: the server's item would
-            # hold it (the VAD hold keeps that from happening; this keeps the ledger true)
-            end = min(max(at, self.ledger.send_cursor or 0), end)
-        if end <= self.ledger.open.start:
-            return "kept"
-        if not self._speech.holds_speech(self.ledger.open.start, end):
-            seconds = self.format.seconds(self.ledger.clear_open(end))
-            self.skipped_seconds += seconds
-            self._results.cleared()
-            logger.debug(
-                "not committing %.2f s of audio with no speech in it (%s): cleared instead",
-                seconds,
-                self._speech.why_silent(),
-                extra={**self._extra(), "skipped_seconds": seconds},
-            )
-            return "cleared"
-        seg = self.ledger.commit(end)
-        if seg is None:
-            return "kept"
-        self._speech.committed()
-        self._results.committing(seg)
-        return "committed"
+    def _answer_flushes(self, results: Sequence[CloseResult | None]) -> bool:
+        """A flush that cleared its audio is answered with an empty final (so a framework
+        waiting on it goes on at once). True when one committed."""
+        for result in results:
+            if result == "cleared":
+                self._emit(Transcript("final", "", "", self._results.language))
+        return "committed" in results
 
     def _apply_config(self, config: p.SessionConfig) -> None:
         self._results.language = config.language or ""
@@ -585,7 +479,7 @@ class TranscriptionSession:
             self._results.release()
         if self.input_ended:
             # the end-of-input commit went back into the open audio with the old socket
-            self._commit_tail()
+            self._intake.commit_tail()
         self._check_finished()
 
     def _on_delta(self, ev: p.TranscriptDelta, now: float) -> None:
@@ -667,7 +561,7 @@ class TranscriptionSession:
         # (the server had less than we sent, e.g. its VAD already committed it)
         if not self._final_retried:
             self._final_retried = True
-            self._commit_tail()
+            self._intake.commit_tail()
             return
         dropped = self.ledger.abandon_open()
         logger.warning(
@@ -724,7 +618,7 @@ class TranscriptionSession:
     def _check_finished(self) -> None:
         if not self.input_ended or self.ending is not None or self.state is State.FAILED:
             return
-        if self.ledger.in_flight or self.ledger.open.nbytes or self._pending:
+        if self.ledger.in_flight or self.ledger.open.nbytes or self._intake.pending:
             return
         self._set_state(State.FINISHED)
         self._end(Finish())

@@ -82,9 +82,9 @@ def tests(session: nox.Session) -> None:
 @nox.session(python=OLDEST_AND_NEWEST_PYTHON)
 def pythons(session: nox.Session) -> None:
     """The fast tests against the built package (not an editable install) on the oldest and
-    newest supported Python; an interpreter that is not installed is skipped."""
-    session.install("--force-reinstall", "--no-deps", f"./{PACKAGE}")
-    session.install(f"./{PACKAGE}", *TEST_DEPS)
+    newest supported Python; an interpreter that is not on PATH is skipped (with pyenv, list the
+    versions in ``pyenv global`` or ``PYENV_VERSION``)."""
+    session.install(f"./{PACKAGE}", *TEST_DEPS)  # pip rebuilds a local folder every time
     session.run("pytest", "-q", *(session.posargs or FAST_TESTS))
 
 
@@ -143,6 +143,8 @@ def _wheel_problems(wheel: Path) -> list[str]:
         problems.append(f"{wheel.name} has no dist-info/licenses/LICENSE")
     if "livekit/plugins/openai_rt/py.typed" not in names:
         problems.append(f"{wheel.name} has no py.typed")
+    if "livekit/plugins/openai_rt/check/sample.wav" not in names:
+        problems.append(f"{wheel.name} has no check/sample.wav (the live check's audio)")
     return problems
 
 

@@ -39,7 +39,7 @@ import os
 import struct
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -223,9 +223,12 @@ def print_event(ev: stt.SpeechEvent, totals: dict[str, float]) -> None:
         totals["output_tokens"] += ev.recognition_usage.output_tokens
 
 
-async def transcribe(args: argparse.Namespace, audio: Audio) -> None:
-    """Run one stream over ``audio`` and print interims, finals, audio seconds and cost."""
-    from livekit.agents import inference
+async def transcribe(
+    args: argparse.Namespace, audio: Audio, on_transcript: Callable[[], None] = lambda: None
+) -> None:
+    """Run one stream over ``audio`` and print interims, finals, audio seconds and cost;
+    ``on_transcript`` is called at each transcript."""
+    from livekit.agents import inference, stt
     from livekit.plugins import openai_rt
     from livekit.plugins.openai_rt.testing import BlockCrcTranscriber, Emulator, ScriptTranscriber
 
@@ -285,7 +288,13 @@ async def transcribe(args: argparse.Namespace, audio: Audio) -> None:
                 stream.end_input()
 
             async def read() -> None:
+                transcripts = (
+                    stt.SpeechEventType.INTERIM_TRANSCRIPT,
+                    stt.SpeechEventType.FINAL_TRANSCRIPT,
+                )
                 async for ev in stream:
+                    if ev.type in transcripts:
+                        on_transcript()
                     print_event(ev, totals)
 
             await first_failure(feed(), read())
@@ -304,25 +313,40 @@ async def transcribe(args: argparse.Namespace, audio: Audio) -> None:
 
 
 class OneLineLogHandler(logging.Handler):
-    """Without ``--debug``: warnings are printed as they come, one line each; errors are held
-    until the end, so that an error the exit line repeats is not printed twice."""
+    """Without ``--debug``, log records become one line each on stderr.
+
+    Until the first transcript arrives they are held: a run that fails before it is reported by
+    the exit line alone (its warnings, such as an unknown model's, and the logged error that the
+    exit line repeats add nothing; ``--debug`` shows them). Once transcripts flow, warnings are
+    printed as they come; errors wait for the end and are dropped when the exit line says them.
+    """
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.held: list[logging.LogRecord] = []
+        self.live = False
 
     def emit(self, record: logging.LogRecord) -> None:
-        """Print a warning now, hold an error."""
-        if record.levelno >= logging.ERROR:
-            self.held.append(record)
-        else:
+        """Print a warning once transcripts flow; hold anything else."""
+        if self.live and record.levelno < logging.ERROR:
             self._print(record)
+        else:
+            self.held.append(record)
 
-    def report_held(self, final_message: str | None) -> None:
-        """Print the held errors that ``final_message`` (the exit line, if any) does not say."""
+    def go_live(self) -> None:
+        """A transcript arrived: print the warnings held so far, and later ones as they come."""
+        if self.live:
+            return
+        self.live = True
+        for record in [r for r in self.held if r.levelno < logging.ERROR]:
+            self._print(record)
+            self.held.remove(record)
+
+    def finish(self, final_message: str | None) -> None:
+        """Print what is held and not said by ``final_message``, the exit line of a failure."""
         for record in self.held:
             text = record.getMessage()
-            if final_message and (text in final_message or final_message in text):
+            if final_message and (not self.live or text in final_message or final_message in text):
                 continue
             self._print(record)
         self.held.clear()
@@ -419,7 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def fail(message: str, status: int) -> int:
         if handler is not None:
-            handler.report_held(message)
+            handler.finish(message)
         print(f"error: {message}", file=sys.stderr, flush=True)
         return status
 
@@ -433,7 +457,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as e:
         return fail(str(e), EXIT_BAD_INPUT)
     try:
-        asyncio.run(transcribe(args, audio))
+        asyncio.run(transcribe(args, audio, handler.go_live if handler else lambda: None))
     except KeyboardInterrupt:
         return fail("interrupted", EXIT_INTERRUPTED)
     except Exception as e:
@@ -441,7 +465,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         return fail(describe_failure(e), EXIT_FAILURE)
     if handler is not None:
-        handler.report_held(None)
+        handler.finish(None)
     return 0
 
 

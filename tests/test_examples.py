@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from livekit.plugins.openai_rt.testing import Emulator
+from livekit.plugins.openai_rt.testing import Emulator, expected_transcript
 from tests.conftest import read_pcm
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,6 +132,19 @@ async def test_refused_key_fails_with_the_plugins_message(tmp_path: Path) -> Non
     assert elapsed < FAST_EXIT_SECONDS
 
 
+async def test_unknown_model_fails_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "tone.wav"
+    path.write_bytes(_wav_bytes(1, 1, 24000, 16, b"\x00\x01" * 24000))
+    async with Emulator(api_key="right-key") as emu:
+        env = _env_without_key() | {"OPENAI_API_KEY": "right-key"}
+        status, _, err, elapsed = await _run_example(
+            str(path), "--base-url", emu.base_url, "--model", "no-such-model", env=env
+        )
+    assert status == example.EXIT_FAILURE
+    assert err.count("\n") == 1 and err.startswith("error: ") and "no-such-model" in err, err
+    assert elapsed < FAST_EXIT_SECONDS
+
+
 async def test_base_url_without_a_key_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "tone.wav"
     path.write_bytes(_wav_bytes(1, 1, 24000, 16, b"\x00\x01" * 2400))
@@ -144,19 +157,25 @@ async def test_base_url_without_a_key_is_refused(tmp_path: Path) -> None:
 
 
 async def test_stereo_wav_is_downmixed_and_transcribed(tmp_path: Path) -> None:
+    # 24 kHz, the wire rate: the plugin does not resample, so the emulator's checksum transcript
+    # must be exactly that of the downmix
     path = tmp_path / "stereo.wav"
-    # 0.6 s of the sample's first word (speech: the example's VAD keeps it), at 48 kHz
-    word = np.frombuffer(read_pcm()[28800:57600], dtype="<i2").repeat(2)
+    # 0.6 s of the sample's first word: speech, which the example's VAD keeps (a tone it would
+    # rightly clear as no speech)
+    left = np.frombuffer(read_pcm()[28800:57600], dtype="<i2")
+    right = left // 2
     with wave.open(str(path), "wb") as w:
         w.setnchannels(2)
         w.setsampwidth(2)
-        w.setframerate(48000)
-        w.writeframes(np.stack([word, word // 2], axis=1).tobytes())
+        w.setframerate(24000)
+        w.writeframes(np.stack([left, right], axis=1).tobytes())
+    mono = np.round((left.astype(np.int32) + right) / 2).astype("<i2")
     status, out, err, _ = await _run_example(str(path))
     assert status == 0, err
-    assert "48000 Hz stereo 16-bit PCM (downmixed to mono)" in out
+    assert "24000 Hz stereo 16-bit PCM (downmixed to mono)" in out
     assert "checksum of the audio" in out  # the banner says what the emulator returns
-    assert re.search(r"^FINAL \[.*\] ([0-9a-f]{8} )+\+\d+:[0-9a-f]{8}$", out, re.M), out
+    finals = re.findall(r"^FINAL \[.*\] (.*)$", out, re.M)
+    assert finals == [expected_transcript(mono.tobytes())], out
     assert "0.60 s sent, 0.60 s committed" in out
     assert err == ""
 

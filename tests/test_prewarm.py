@@ -13,6 +13,7 @@ from livekit.agents import stt
 from livekit.agents.metrics import STTMetrics
 from livekit.plugins import openai_rt
 from livekit.plugins.openai_rt.testing import Emulator, FaultPlan, RefuseHandshake
+from livekit.plugins.openai_rt.testing.routing import AzureMode
 from tests.conftest import KEY, MakeSTT, assert_exactly_once, drive, frames
 
 HANDSHAKE = 0.3
@@ -157,3 +158,29 @@ async def test_prewarm_does_nothing_while_a_stream_is_open(make_stt: MakeSTT) ->
         await asyncio.sleep(0.1)
         assert emu.handshakes == 1
         await stream.aclose()
+
+
+async def test_an_azure_stt_prewarms_with_its_credentials(sample_pcm: bytes) -> None:
+    tokens: list[str] = []
+
+    def provider() -> str:
+        tokens.append(f"{KEY}-entra-{len(tokens) + 1}")
+        return tokens[-1]
+
+    mode = AzureMode(deployments={"team-whisper": "gpt-realtime-whisper"})
+    async with Emulator(api_key=KEY, azure=mode) as emu:
+        stt_ = openai_rt.STT.with_azure(
+            azure_endpoint=emu.azure_endpoint,
+            azure_deployment="team-whisper",
+            model_family="gpt-realtime-whisper",
+            azure_ad_token_provider=provider,
+        )
+        try:
+            stt_.prewarm()
+            await emu.wait_for(lambda: configured(emu) == 1)
+            events = await drive(stt_.stream(), sample_pcm[:96000])
+        finally:
+            await stt_.aclose()
+        # one connect, one token: the prewarmed session was taken over
+        assert tokens == [f"{KEY}-entra-1"] and emu.handshakes == 1
+        assert_exactly_once(events, emu.committed_items(), sample_pcm[:96000])

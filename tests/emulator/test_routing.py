@@ -95,7 +95,7 @@ def test_validator_rejects_off_spec_events() -> None:
 
 
 async def test_url_model_on_transcription_url_is_fatal(make_emu: MakeEmu) -> None:
-    # seed001: ?intent=transcription&model=... -> invalid_model on the update, close 4000.
+    # livekit/agents-js#1756: ?intent=transcription&model=... -> invalid_model on the update, close 4000.
     emu = await make_emu()
     async with connect(emu, "intent=transcription&model=gpt-4o-mini-transcribe") as c:
         await c.send(

@@ -211,6 +211,12 @@ def _close_orphan(task: asyncio.Future[Any]) -> None:
     """Close a socket whose handshake finished after nobody was waiting for it."""
     if task.cancelled() or task.exception() is not None:
         return
-    closing = asyncio.ensure_future(task.result().close())
+    closing = asyncio.ensure_future(_quiet_close(task.result()))
     _closing.add(closing)
     closing.add_done_callback(_closing.discard)
+
+
+async def _quiet_close(ws: aiohttp.ClientWebSocketResponse) -> None:
+    """Close an orphan socket; a failure to close one nobody uses is of no consequence."""
+    with contextlib.suppress(Exception):
+        await ws.close()

@@ -45,7 +45,10 @@ KeyKind = Literal["code", "type", "close", "http"]
 a websocket close code or a handshake HTTP status."""
 
 _OPTIONS_HINT = "check the STT options (model, language, delay, prompt, turn_detection)"
-_KEY_HINT = "the key was refused: set a valid OPENAI_API_KEY or api_key="
+_KEY_HINT = (
+    "the key was refused: set a valid OPENAI_API_KEY or api_key= "
+    "(Azure: AZURE_OPENAI_API_KEY, or an Entra token with access to the resource)"
+)
 
 POLICY: Mapping[tuple[KeyKind, str | int], Verdict] = {
     # -- error codes that leave the session open (§3.3, §4.4) --------------------------------

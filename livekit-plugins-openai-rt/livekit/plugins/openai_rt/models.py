@@ -64,7 +64,7 @@ MODELS: Mapping[str, ModelSpec] = {
     spec.name: spec
     for spec in (
         # no server VAD, no prompt, takes delay, streams while audio arrives, $0.017/min
-        # (seed002; SDK audio_transcription.py; OpenAI model page)
+        # (OpenAI API reference; SDK audio_transcription.py; OpenAI model page)
         ModelSpec(
             "gpt-realtime-whisper", delay=True, streams_before_commit=True, usd_per_minute=0.017
         ),

@@ -10,7 +10,7 @@ from typing import Any
 from livekit.agents import NotGivenOr
 from livekit.agents.utils import is_given
 
-from .models import DELAY_VALUES, NOISE_REDUCTION_VALUES, ModelSpec, model_spec
+from .models import DELAY_VALUES, MODELS, NOISE_REDUCTION_VALUES, ModelSpec, model_spec
 from .protocol import (
     AUDIO_FORMATS,
     TURN_DETECTION_TYPES,
@@ -50,14 +50,17 @@ class STTOptions:
     result_timeout: float
     rollover_margin: float
     heartbeat: float | None
+    model_family: str | None = None
+    """The model whose rules apply when ``model`` is an alias (an Azure deployment name, a
+    gateway's model name); None: ``model`` itself."""
     audio_format: AudioFormatName = "pcm16"
     skip_silence: bool = True
     prewarm_ttl: float = 60.0
 
     @property
     def spec(self) -> ModelSpec:
-        """The model's row in the model table."""
-        return model_spec(self.model)
+        """The model's row in the model table (the family's, for an alias)."""
+        return model_spec(self.model_family or self.model)
 
     @property
     def format(self) -> AudioFormat:
@@ -71,6 +74,12 @@ class STTOptions:
 
     def replace(self, **changes: NotGivenOr[Any]) -> STTOptions:
         """A validated copy with the given (non-``NOT_GIVEN``) fields changed."""
+        model = changes.get("model")
+        if self.model_family is not None and is_given(model) and model != self.model:
+            raise ValueError(
+                f"this STT is bound to {self.model!r} (rules of {self.model_family}); "
+                "create another STT for another deployment or model name"
+            )
         new = dataclasses.replace(self, **{k: v for k, v in changes.items() if is_given(v)})
         validate(new)
         return new
@@ -104,15 +113,20 @@ class STTOptions:
             turn_detection=self.turn_detection,
             noise_reduction=self.noise_reduction,
             logprobs=self.logprobs,
+            model_family=self.model_family,
             audio_format=self.format,
         )
 
 
 def validate(opts: STTOptions) -> None:
     """Raise ``ValueError`` naming the option to change when the combination is invalid."""
-    spec = opts.spec
     if not opts.model:
         raise ValueError("model must be a non-empty model name, e.g. 'gpt-realtime-whisper'")
+    if opts.model_family is not None and opts.model_family not in MODELS:
+        raise ValueError(
+            f"model_family must be a known model ({', '.join(MODELS)}); got {opts.model_family!r}"
+        )
+    spec = opts.spec
     if opts.delay is not None:
         if opts.delay not in DELAY_VALUES:
             raise ValueError(f"delay must be one of {', '.join(DELAY_VALUES)}; got {opts.delay!r}")

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import aiohttp
 
 from . import protocol as p
+from .auth import Credentials, CredentialsError
 from .connection import Closed, Connection, Text, TransportError
 from .log import logger
 
@@ -58,16 +59,18 @@ async def open_warm(
     http: aiohttp.ClientSession,
     url: str,
     *,
-    headers: dict[str, str],
+    credentials: Credentials,
     config: p.SessionConfig,
     timeout: float,
     heartbeat: float | None,
 ) -> WarmSession:
-    """Open and configure a session within ``timeout`` seconds. Raises
-    :class:`PrewarmFailed` or :class:`~.connection.TransportError`; anything the server
-    answers other than ``session.created`` then ``session.updated`` is a failure (the stream
-    that connects instead meets it again and applies the error policy)."""
+    """Open and configure a session within ``timeout`` seconds, with the STT's credentials.
+    Raises :class:`PrewarmFailed`, :class:`~.connection.TransportError` or
+    :class:`~.auth.CredentialsError`; anything the server answers other than
+    ``session.created`` then ``session.updated`` is a failure (the stream that connects instead
+    meets it again and applies the error policy)."""
     started = time.monotonic()
+    headers = await credentials.headers()
     conn = await Connection.open(http, url, headers=headers, timeout=timeout, heartbeat=heartbeat)
     opened_at = time.monotonic()
     try:
@@ -162,7 +165,7 @@ class Prewarmer:
         started = time.monotonic()
         try:
             warm = await opener()
-        except (PrewarmFailed, TransportError) as e:
+        except (PrewarmFailed, TransportError, CredentialsError) as e:
             logger.debug("prewarming a session failed (%s); the first stream connects itself", e)
             if self._task is asyncio.current_task():
                 self._task = None

@@ -17,7 +17,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .version import __version__
 
@@ -131,25 +131,31 @@ def realtime_url(base_url: str, *, model: str, model_in_url: bool) -> str:
     Raises ``ValueError`` for a URL that is not http(s)/ws(s), has no host, carries
     credentials (``user:pass@``) or control characters.
     """
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in base_url):
-        raise ValueError(f"base_url contains control characters: {base_url!r}")
-    parts = urlsplit(base_url.strip())
-    ws_scheme = _WS_SCHEMES.get(parts.scheme.lower())
-    if ws_scheme is None or not parts.hostname:
-        raise ValueError(
-            "base_url must be an http(s):// or ws(s):// URL such as "
-            f"'https://api.openai.com/v1', got {base_url!r}"
-        )
-    if parts.username is not None or parts.password is not None:
-        raise ValueError(
-            "base_url must not carry credentials (user:pass@host): pass the key as api_key="
-        )
+    parts = _checked_url(base_url, "base_url", "https://api.openai.com/v1")
+    ws_scheme = _WS_SCHEMES[parts.scheme.lower()]
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "intent"]
     query.append(("intent", "transcription"))
     if model_in_url:
         query = [(k, v) for k, v in query if k != "model"] + [("model", model)]
     path = parts.path.rstrip("/") + "/realtime"
     return urlunsplit((ws_scheme, parts.netloc, path, urlencode(query), ""))
+
+
+def _checked_url(url: str, name: str, example: str) -> SplitResult:
+    """``url`` split, or ``ValueError`` naming the option ``name`` when it is not an
+    http(s)/ws(s) URL with a host, carries credentials (``user:pass@``) or control characters."""
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        raise ValueError(f"{name} contains control characters: {url!r}")
+    parts = urlsplit(url.strip())
+    if _WS_SCHEMES.get(parts.scheme.lower()) is None or not parts.hostname:
+        raise ValueError(
+            f"{name} must be an http(s):// or ws(s):// URL such as '{example}', got {url!r}"
+        )
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(
+            f"{name} must not carry credentials (user:pass@host): pass the key as api_key="
+        )
+    return parts
 
 
 def is_loopback_host(url: str) -> bool:
@@ -168,16 +174,65 @@ def is_plaintext(url: str) -> bool:
     return urlsplit(url).scheme.lower() in ("http", "ws")
 
 
-def check_api_key(api_key: str) -> None:
-    """Raise ``ValueError`` for a key that cannot go in a header (control characters, such as
-    a newline pasted with it). The message never repeats the key."""
+def check_api_key(api_key: str, name: str = "api_key") -> None:
+    """Raise ``ValueError`` for a credential that cannot go in a header (empty, or control
+    characters, such as a newline pasted with it). ``name`` says which option it came from; the
+    message never repeats the credential."""
+    if not api_key.strip():
+        raise ValueError(f"{name} is empty")
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in api_key):
-        raise ValueError("api_key contains control characters (a trailing newline?): strip the key")
+        raise ValueError(f"{name} contains control characters (a trailing newline?): strip the key")
 
 
 def auth_headers(api_key: str) -> dict[str, str]:
-    """Headers for the upgrade request. No ``OpenAI-Beta``: the beta shape is refused (§1.3)."""
+    """Headers for the upgrade request with a bearer credential: an OpenAI key, a gateway's key,
+    or an Azure Entra token (§1.1, §1.3). No ``OpenAI-Beta``: the beta shape is refused (§1.3)."""
     return {"Authorization": f"Bearer {api_key}", "User-Agent": USER_AGENT}
+
+
+def azure_key_headers(api_key: str) -> dict[str, str]:
+    """Headers for the upgrade request with an Azure OpenAI resource key: ``api-key``, as the
+    SDK's Azure client sends it (§1.1, §1.3)."""
+    return {"api-key": api_key, "User-Agent": USER_AGENT}
+
+
+AZURE_V1 = "v1"
+"""The ``api_version`` that names Azure's v1 API (no dated ``api-version`` query)."""
+
+
+def azure_base_url(endpoint: str, *, deployment: str, api_version: str | None) -> str:
+    """The OpenAI-SDK style base URL of an Azure OpenAI resource, for :func:`realtime_url`.
+
+    Azure's v1 API (``api_version`` None or ``"v1"``) is ``{endpoint}/openai/v1``, so the
+    socket is ``/openai/v1/realtime?intent=transcription``; the deployment is named only in
+    ``session.update`` (Azure wants the deployment name as the transcription model). A dated
+    ``api_version`` selects ``/openai/realtime?api-version=…&deployment=…``, as the SDK's
+    ``AzureOpenAI`` builds it (§1.1). ``endpoint`` is the resource URL
+    (``https://<resource>.openai.azure.com``); a trailing ``/openai`` or ``/openai/v1`` is
+    tolerated.
+
+    Raises ``ValueError`` for an endpoint that is not an http(s)/ws(s) URL with a host, carries
+    credentials, control characters or a query, or for an empty deployment.
+    """
+    if not deployment or any(ord(c) < 0x20 or ord(c) == 0x7F for c in deployment):
+        raise ValueError(f"azure_deployment must be a deployment name, got {deployment!r}")
+    parts = _checked_url(endpoint, "azure_endpoint", "https://<resource>.openai.azure.com")
+    if parts.query or parts.fragment:
+        raise ValueError(
+            "azure_endpoint must be the resource URL without a query, such as "
+            f"'https://<resource>.openai.azure.com', got {endpoint!r}"
+        )
+    path = parts.path.rstrip("/")
+    for suffix in ("/openai/v1", "/openai"):
+        if path.endswith(suffix):
+            path = path[: -len(suffix)]
+            break
+    if api_version is None or api_version == AZURE_V1:
+        base = urlunsplit((parts.scheme, parts.netloc, path + "/openai/v1", "", ""))
+    else:
+        query = urlencode([("api-version", api_version), ("deployment", deployment)])
+        base = urlunsplit((parts.scheme, parts.netloc, path + "/openai", query, ""))
+    return base
 
 
 def redact_url(url: str) -> str:
@@ -200,7 +255,16 @@ class SessionConfig:
     turn_detection: TurnDetection | None = None
     noise_reduction: str | None = None
     logprobs: bool = False
+    model_family: str | None = None
+    """The model whose rules apply when ``model`` is an alias (an Azure deployment, a gateway's
+    model name); never sent. None: ``model`` itself."""
     audio_format: AudioFormat = PCM16
+    """The input audio format (``format`` of ``session.update``; the core's units)."""
+
+    @property
+    def family(self) -> str:
+        """The model whose row of the model table applies."""
+        return self.model_family or self.model
 
 
 def session_update(config: SessionConfig, *, event_id: str | None = None) -> dict[str, Any]:

@@ -431,7 +431,7 @@ class TranscriptionSession:
 
     def _apply_config(self, config: p.SessionConfig) -> None:
         self._results.language = config.language or ""
-        self._results.preflight = model_spec(config.model).streams_before_commit
+        self._results.preflight = model_spec(config.family).streams_before_commit
 
     def _send_config(self) -> None:
         update = p.session_update(self.config, event_id="session_update")

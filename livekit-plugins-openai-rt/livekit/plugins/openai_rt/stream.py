@@ -34,6 +34,7 @@ from livekit.agents import (
 
 from . import protocol as p, records as r, session as s
 from .audio import G711Encoder, level_dbfs
+from .auth import Credentials, CredentialsError
 from .connection import Binary, Closed, Connection, HandshakeRefused, Text, TransportError
 from .errors import Action, classify_http_status
 from .log import logger
@@ -66,7 +67,7 @@ class SpeechStream(stt.RecognizeStream):
         stt: STT,
         opts: STTOptions,
         conn_options: APIConnectOptions,
-        api_key: str,
+        credentials: Credentials,
         http_session: aiohttp.ClientSession,
         vad: vad_mod.VAD | None,
         warm: asyncio.Task[WarmSession | None] | None = None,
@@ -75,7 +76,7 @@ class SpeechStream(stt.RecognizeStream):
         # the framework resamples every pushed frame to the format's rate
         super().__init__(stt=stt, conn_options=conn_options, sample_rate=fmt.sample_rate)
         self._opts = opts
-        self._api_key = api_key
+        self._credentials = credentials
         self._http = http_session
         self._vad = vad
         self._warm = warm  # a prewarmed session to take over first (see prewarm.py)
@@ -249,10 +250,12 @@ class SpeechStream(stt.RecognizeStream):
         """Open and configure-request a socket; None after a retryable failure (already waited
         out), raising when the failure is fatal or the budget is spent."""
         session = self._session
-        url, headers = connection_target(self._opts, self._api_key)
+        url = connection_url(self._opts)
         session.connecting()
         started = time.perf_counter()
         try:
+            # asked on every connect: a token provider hands out a fresh token each time
+            headers = await self._credentials.headers()
             conn = await Connection.open(
                 self._http,
                 url,
@@ -260,13 +263,26 @@ class SpeechStream(stt.RecognizeStream):
                 timeout=self._conn_options.timeout,
                 heartbeat=self._opts.heartbeat,
             )
+        except CredentialsError as e:
+            session.connect_failed()
+            if session.state is s.State.FINISHED:
+                return None
+            if not e.retryable:
+                error = APIError(e.message, retryable=False)
+                logger.error(error.message, extra=self._extra())
+                raise error from None
+            failed = APIConnectionError(e.message)
+            self._check_budget(attempts + 1, failed)
+            self._log_retry(failed, attempts + 1)
+            await self._backoff(attempts + 1, None)
+            return None
         except HandshakeRefused as e:
             session.connect_failed()
             if session.state is s.State.FINISHED:
                 return None
             verdict = classify_http_status(e.status)
             error = APIStatusError(
-                f"{e.message}: {verdict.hint}",
+                f"{e.message} (credentials: {self._credentials.kind}): {verdict.hint}",
                 status_code=e.status,
                 retryable=verdict.action is Action.RECONNECT,
             )
@@ -578,11 +594,10 @@ _TRANSCRIPT_EVENTS = {
 }
 
 
-def connection_target(opts: STTOptions, api_key: str) -> tuple[str, dict[str, str]]:
-    """The URL and upgrade headers of a transcription socket for ``opts`` (streams and the
-    prewarmed session open the same)."""
-    url = p.realtime_url(opts.base_url, model=opts.model, model_in_url=opts.model_in_url)
-    return url, p.auth_headers(api_key)
+def connection_url(opts: STTOptions) -> str:
+    """The URL of a transcription socket for ``opts`` (streams and the prewarmed session open
+    the same; the headers come from the STT's credentials on each connect)."""
+    return p.realtime_url(opts.base_url, model=opts.model, model_in_url=opts.model_in_url)
 
 
 def _api_error(failure: r.Failure) -> APIError:

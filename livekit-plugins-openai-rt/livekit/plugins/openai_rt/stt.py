@@ -22,12 +22,19 @@ from livekit.agents import (
 )
 from livekit.agents.utils import AudioBuffer
 
+from .auth import AzureADTokenProvider, AzureKey, BearerKey, Credentials, TokenProvider
 from .log import logger
 from .models import DEFAULT_MODEL, model_spec
 from .options import DEFAULT_SERVER_VAD, STTOptions, validate
 from .prewarm import Prewarmer, open_warm
-from .protocol import AudioFormatName, TurnDetection, check_api_key, is_loopback_host, is_plaintext
-from .stream import SpeechStream, connection_target
+from .protocol import (
+    AudioFormatName,
+    TurnDetection,
+    azure_base_url,
+    is_loopback_host,
+    is_plaintext,
+)
+from .stream import SpeechStream, connection_url
 
 
 class STT(stt.STT):
@@ -53,6 +60,7 @@ class STT(stt.STT):
         api_key: str | None = None,
         base_url: str = "https://api.openai.com/v1",
         model_in_url: bool = False,
+        model_family: str | None = None,
         http_session: aiohttp.ClientSession | None = None,
         replay_seconds: float = 30.0,
         final_timeout: float = 10.0,
@@ -62,6 +70,7 @@ class STT(stt.STT):
         audio_format: AudioFormatName = "pcm16",
         skip_silence: bool = True,
         prewarm_ttl: float = 60.0,
+        _credentials: Credentials | None = None,
     ) -> None:
         """Create the STT. Invalid combinations raise ``ValueError`` here, before any socket.
 
@@ -79,6 +88,8 @@ class STT(stt.STT):
             api_key: defaults to ``OPENAI_API_KEY``.
             base_url: OpenAI-SDK style base URL; ``http(s)`` becomes ``ws(s)``.
             model_in_url: put ``?model=`` on the URL, only for gateways that route on it.
+            model_family: the known model whose rules apply when ``model`` is an alias (a
+                gateway's model name); None: ``model`` itself. Azure: see :meth:`with_azure`.
             http_session: aiohttp session to use; default: the job's, else one of our own.
             replay_seconds: most untranscribed audio kept to replay after a reconnect.
             final_timeout: how long ``end_input()`` waits for the last transcripts.
@@ -97,14 +108,10 @@ class STT(stt.STT):
                 ``SpeechStream.skipped_silence_seconds``.
             prewarm_ttl: seconds a session opened by :meth:`prewarm` waits for a stream before
                 it is closed.
+            _credentials: internal; :meth:`with_azure` passes Azure's credentials here.
         """
-        resolved_key = api_key or os.environ.get("OPENAI_API_KEY")
-        if not resolved_key:
-            raise ValueError(
-                "OpenAI API key is required: set OPENAI_API_KEY or pass api_key= to openai_rt.STT"
-            )
-        check_api_key(resolved_key)
-        spec = model_spec(model)
+        credentials = _credentials or _openai_key(api_key)
+        spec = model_spec(model_family or model)
         if utils.is_given(vad) and vad is not None and turn_detection:
             raise ValueError(
                 "pass either vad= (the stream commits at its end of speech) or a server "
@@ -128,6 +135,7 @@ class STT(stt.STT):
             result_timeout=result_timeout,
             rollover_margin=rollover_margin,
             heartbeat=heartbeat,
+            model_family=model_family,
             audio_format=audio_format,
             skip_silence=skip_silence,
             prewarm_ttl=prewarm_ttl,
@@ -143,12 +151,78 @@ class STT(stt.STT):
             )
         )
         self._opts = opts
-        self._api_key = resolved_key
+        self._credentials = credentials
         self._vad = vad if utils.is_given(vad) else None
         self._session = http_session
         self._owned_session: aiohttp.ClientSession | None = None
         self._streams: weakref.WeakSet[Any] = weakref.WeakSet()
         self._prewarmer = Prewarmer(opts.prewarm_ttl)
+
+    @classmethod
+    def with_azure(
+        cls,
+        *,
+        azure_deployment: str,
+        model_family: str,
+        azure_endpoint: str | None = None,
+        api_version: str | None = None,
+        api_key: str | None = None,
+        azure_ad_token: str | None = None,
+        azure_ad_token_provider: AzureADTokenProvider | None = None,
+        **options: Any,
+    ) -> STT:
+        """An STT on an Azure OpenAI resource.
+
+        The socket is Azure's v1 API, ``{endpoint}/openai/v1/realtime?intent=transcription``,
+        unless ``api_version`` names a dated version: then it is
+        ``{endpoint}/openai/realtime?api-version=…&deployment=…&intent=transcription``. The
+        deployment name is sent as the transcription model, as Azure wants it
+        (docs/protocol.md §1.1).
+
+        Args:
+            azure_deployment: the deployment of a transcription model on the resource.
+            model_family: the model the deployment runs (``"gpt-4o-transcribe"``, …): its row
+                of the model table decides which options are valid, since a deployment's
+                name says nothing about its model.
+            azure_endpoint: ``https://<resource>.openai.azure.com``; default:
+                ``AZURE_OPENAI_ENDPOINT``.
+            api_version: a dated API version, or ``"v1"``; default: ``OPENAI_API_VERSION``,
+                else the v1 API.
+            api_key: the resource key, sent as ``api-key``.
+            azure_ad_token: a fixed Entra ID token, sent as ``Authorization: Bearer``.
+            azure_ad_token_provider: a callable (sync or async) returning an Entra ID token;
+                called on every connect, so reconnects and roll-overs get a fresh token.
+            **options: any other option of :class:`STT` (``language``, ``delay``, ``vad``, …).
+
+        Pass at most one of ``api_key``, ``azure_ad_token`` and ``azure_ad_token_provider``;
+        with none, ``AZURE_OPENAI_AD_TOKEN`` then ``AZURE_OPENAI_API_KEY`` are read, as the
+        OpenAI SDK's Azure client reads them. Raises ``ValueError`` for a missing or
+        conflicting setting.
+        """
+        for name in ("model", "base_url", "model_in_url", "model_family", "_credentials"):
+            if name in options:
+                raise ValueError(
+                    f"STT.with_azure() takes no {name}=: the URL and the model come from "
+                    "azure_endpoint=, azure_deployment= and api_version="
+                )
+        endpoint = azure_endpoint or os.environ.get("AZURE_OPENAI_ENDPOINT")
+        if not endpoint:
+            raise ValueError(
+                "Azure endpoint is required: pass azure_endpoint= or set AZURE_OPENAI_ENDPOINT"
+            )
+        base_url = azure_base_url(
+            endpoint,
+            deployment=azure_deployment,
+            api_version=api_version or os.environ.get("OPENAI_API_VERSION"),
+        )
+        credentials = _azure_credentials(api_key, azure_ad_token, azure_ad_token_provider)
+        return cls(
+            model=azure_deployment,
+            model_family=model_family,
+            base_url=base_url,
+            _credentials=credentials,
+            **options,
+        )
 
     @property
     def model(self) -> str:
@@ -223,12 +297,12 @@ class STT(stt.STT):
         opts = self._opts
         if utils.is_given(language):
             opts = dataclasses.replace(opts, language=language or None)
-        url, _ = connection_target(opts, self._api_key)
+        url = connection_url(opts)
         stream = SpeechStream(
             stt=self,
             opts=opts,
             conn_options=conn_options,
-            api_key=self._api_key,
+            credentials=self._credentials,
             http_session=self._ensure_session(),
             vad=self._vad,
             warm=self._prewarmer.take(url, opts.session_config()),
@@ -251,7 +325,7 @@ class STT(stt.STT):
             logger.debug("prewarm() outside an event loop: nothing to do")
             return
         opts = self._opts
-        url, headers = connection_target(opts, self._api_key)
+        url = connection_url(opts)
         http = self._ensure_session()
         config = opts.session_config()
         self._prewarmer.start(
@@ -260,7 +334,7 @@ class STT(stt.STT):
             lambda: open_warm(
                 http,
                 url,
-                headers=headers,
+                credentials=self._credentials,
                 config=config,
                 timeout=DEFAULT_API_CONNECT_OPTIONS.timeout,
                 heartbeat=opts.heartbeat,
@@ -277,6 +351,40 @@ class STT(stt.STT):
             await self._owned_session.close()
             self._owned_session = None
             self._session = None
+
+
+def _azure_credentials(
+    api_key: str | None,
+    azure_ad_token: str | None,
+    azure_ad_token_provider: AzureADTokenProvider | None,
+) -> Credentials:
+    """One credential, explicit or from the environment, as the SDK's Azure client picks it."""
+    given = [v is not None for v in (api_key, azure_ad_token, azure_ad_token_provider)]
+    if sum(given) > 1:
+        raise ValueError("pass only one of api_key=, azure_ad_token= and azure_ad_token_provider=")
+    if azure_ad_token_provider is not None:
+        return TokenProvider(azure_ad_token_provider)
+    if sum(given) == 0:
+        azure_ad_token = os.environ.get("AZURE_OPENAI_AD_TOKEN")
+        if azure_ad_token is None:
+            api_key = os.environ.get("AZURE_OPENAI_API_KEY")
+    if azure_ad_token is not None:
+        return BearerKey(azure_ad_token, kind="azure_ad_token")
+    if api_key is not None:
+        return AzureKey(api_key)
+    raise ValueError(
+        "Azure credentials are required: pass api_key=, azure_ad_token= or "
+        "azure_ad_token_provider=, or set AZURE_OPENAI_API_KEY or AZURE_OPENAI_AD_TOKEN"
+    )
+
+
+def _openai_key(api_key: str | None) -> Credentials:
+    resolved = api_key or os.environ.get("OPENAI_API_KEY")
+    if not resolved:
+        raise ValueError(
+            "OpenAI API key is required: set OPENAI_API_KEY or pass api_key= to openai_rt.STT"
+        )
+    return BearerKey(resolved)
 
 
 _warned_plaintext: set[str] = set()

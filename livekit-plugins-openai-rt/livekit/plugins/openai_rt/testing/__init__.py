@@ -18,7 +18,8 @@ with ``invalid_model`` and close 4000; the beta protocol is refused), session co
 per-model rules (``turn_detection`` and ``prompt`` rejected for ``gpt-realtime-whisper``,
 ``delay`` values, unknown parameters), the audio buffer (the 100 ms commit minimum, a
 deterministic server VAD), per-model transcription output (deltas before or after the commit,
-duration or token usage, logprobs, diarization segments) and session expiry, as specified by
+duration or token usage, logprobs, diarization segments), session expiry, and, as a mode, Azure
+OpenAI's URL and auth shapes (``Emulator(azure=AzureMode(...))``), as specified by
 docs/protocol.md §7 A-E (translation sessions, docs/protocol.md §7 F, are answered with HTTP 501;
 REST client secrets, docs/protocol.md §7 G, are not emulated). Each behaviour cites its section
 of docs/protocol.md where it is implemented, with the evidence tag defined in docs/README.md.
@@ -59,6 +60,7 @@ from .faults import (
     Stall,
 )
 from .records import EmulatedItem, EmulatedSession, LoggedEvent
+from .routing import AzureMode
 from .rules import MODEL_RULES, ModelRules
 from .server import Emulator
 from .transcribers import (
@@ -72,6 +74,7 @@ from .transcribers import (
 __all__ = [
     "MODEL_RULES",
     "UNKNOWN_EVENT_TYPE",
+    "AzureMode",
     "BlockCrcTranscriber",
     "CloseWith",
     "EmulatedItem",

@@ -30,6 +30,7 @@ __all__ = [
     "SendError",
     "Stall",
     "default_handshake_error_body",
+    "deviate",
 ]
 
 
@@ -202,6 +203,13 @@ class FaultPlan:
             of type :data:`UNKNOWN_EVENT_TYPE` (clients must ignore unknown events,
             docs/protocol.md §4).
         connections: which connections the per-connection scalars above apply to.
+        committed_after_completed: send each item's ``input_audio_buffer.committed`` right after
+            its ``completed`` (or ``failed``) instead of before it: an order the service has not
+            been seen to use (docs/protocol.md §7 H.52; §4.3 leaves it open), for testing clients
+            and ``openai_rt.check``.
+        null_error_event_ids: send every ``error`` with ``error.event_id`` null, even when the
+            client event that caused it carried an ``event_id`` (docs/protocol.md §7 H.52; a
+            public capture of ``input_audio_buffer_commit_empty`` shows null, §3.3).
     """
 
     refuse_handshake: RefuseHandshake | None = None
@@ -217,6 +225,8 @@ class FaultPlan:
     malformed_json_after_bytes: int | None = None
     unknown_event_after_bytes: int | None = None
     connections: set[int] | None = None
+    committed_after_completed: bool = False
+    null_error_event_ids: bool = False
 
     def applies_to(self, connections: set[int] | None, index: int) -> bool:
         """Whether a rule scoped to ``connections`` applies to connection ``index``."""
@@ -263,3 +273,28 @@ UNKNOWN_EVENT_TYPE = "emulator.unknown_event"
 
 MALFORMED_FRAME = '{"type": "error", "event_id": "event_truncated'
 """The non-JSON text frame sent by ``FaultPlan.malformed_json_after_bytes``."""
+
+
+_RESULT_TYPES = (
+    "conversation.item.input_audio_transcription.completed",
+    "conversation.item.input_audio_transcription.failed",
+)
+
+
+def deviate(
+    plan: FaultPlan, held: dict[str, dict[str, Any]], event: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """What goes on the wire for ``event`` under the plan's ``committed_after_completed`` and
+    ``null_error_event_ids``: the event (changed or not), possibly followed by a ``committed``
+    held back in ``held`` (the connection's, keyed by item id), or nothing while it is held."""
+    etype = event.get("type")
+    if plan.null_error_event_ids and etype == "error" and isinstance(event.get("error"), dict):
+        event = {**event, "error": {**event["error"], "event_id": None}}
+    if etype == "input_audio_buffer.committed" and plan.committed_after_completed:
+        held[event["item_id"]] = event
+        return []
+    if etype in _RESULT_TYPES and held:
+        committed = held.pop(str(event.get("item_id")), None)
+        if committed is not None:
+            return [event, committed]
+    return [event]

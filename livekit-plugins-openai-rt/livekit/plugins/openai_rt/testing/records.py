@@ -79,6 +79,8 @@ class EmulatedSession:
         index: the connection index (0-based, in acceptance order; see :mod:`.faults`).
         kind: ``"transcription"``, ``"realtime"`` (a conversation session, not emulated beyond
             routing errors) or ``"rejected"`` (refused after the upgrade, e.g. a beta header).
+        path: the upgrade URL's path (``/v1/realtime``; Azure mode: ``/openai/v1/realtime`` or
+            ``/openai/realtime``).
         query: the upgrade URL's query parameters.
         headers: the upgrade request headers, with credentials replaced by ``"<redacted>"``.
         config: the effective session object, as last sent in ``session.created`` /
@@ -101,11 +103,13 @@ class EmulatedSession:
         headers: dict[str, str],
         max_session_seconds: float,
         created_at: float,
+        path: str = "/v1/realtime",
     ) -> None:
         """Create the record of a connection accepted at unix time ``created_at``."""
         self.id = new_id("sess_")
         self.index = index
         self.kind: Literal["transcription", "realtime", "rejected"] = "transcription"
+        self.path = path
         self.query = query
         self.headers = headers
         self.config: dict[str, Any] = {}

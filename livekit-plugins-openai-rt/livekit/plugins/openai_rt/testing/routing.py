@@ -2,14 +2,16 @@
 
 The server asks :func:`authenticate` whether to refuse the upgrade with HTTP 401, accepts the
 websocket, then asks :func:`route` what kind of session the URL and headers ask for (the path,
-``intent``, ``?model=``, the beta header, gateway mode). Nothing here touches a socket: the inputs
-are the query parameters and headers of the upgrade request.
+``intent``, ``?model=``, the beta header, gateway mode). In Azure mode (:class:`AzureMode`) the
+server asks :func:`authenticate_azure` and :func:`azure_deployment_refusal` instead of
+:func:`authenticate`. Nothing here touches a socket: the inputs are the path, query parameters and
+headers of the upgrade request.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from multidict import MultiMapping
 
@@ -17,6 +19,8 @@ from .rules import BETA_SHAPE_MESSAGE, ModelRules
 from .schema import ApiError, Json, invalid_enum
 
 __all__ = [
+    "AZURE_DATED_PATH",
+    "AZURE_V1_PATH",
     "NOT_WEBSOCKET",
     "TRANSLATIONS_NOT_IMPLEMENTED",
     "ConversationRoute",
@@ -24,7 +28,10 @@ __all__ = [
     "RejectedRoute",
     "Route",
     "TranscriptionRoute",
+    "AzureMode",
     "authenticate",
+    "authenticate_azure",
+    "azure_deployment_refusal",
     "redact_headers",
     "request_token",
     "route",
@@ -229,10 +236,10 @@ def route(
             return TranscriptionRoute()
         if not gateway_mode:
             # Accepted now; the first transcription session.update fails (docs/protocol.md §7
-            # A.3 [V] seed001).
+            # A.3 [V] livekit/agents-js#1756).
             return TranscriptionRoute(url_model=model)
         # Gateways take ?model= as the transcription model (docs/protocol.md §7 A.9 [C][V]); one
-        # the emulator does not know is refused like seed001's error [I].
+        # the emulator does not know is refused like livekit/agents-js#1756's error [I].
         if model not in model_rules:
             return _rejected(
                 "invalid_model", f'Model "{model}" is not supported in transcription mode.'
@@ -257,3 +264,107 @@ def route(
     # ?model=<transcription model> without intent (docs/protocol.md §7 A.5 [O] community 1366640;
     # code and close [I]). No session is created [I].
     return _rejected("invalid_model", f'Model "{model}" is not supported in realtime mode.')
+
+
+# ---------------------------------------------------------------------------------------------
+# Azure OpenAI (docs/protocol.md §1.1)
+# ---------------------------------------------------------------------------------------------
+
+AZURE_V1_PATH = "/openai/v1/realtime"
+"""Azure's v1 API socket (docs/protocol.md §1.1 [O] Microsoft Q&A 12820829, [C] LiveKit)."""
+
+AZURE_DATED_PATH = "/openai/realtime"
+"""Azure's dated-API-version socket, ``?api-version=…&deployment=…`` (docs/protocol.md §1.1 [V]
+SDK ``lib/azure.py``)."""
+
+
+@dataclass(frozen=True)
+class AzureMode:
+    """Serve Azure OpenAI's URL and auth shapes instead of OpenAI's (docs/protocol.md §7 H.50,
+    §1.1).
+
+    Attributes:
+        deployments: deployment name -> the model family it runs (a key of the emulator's model
+            rules). In Azure the transcription model of ``session.update`` is the deployment
+            name (docs/protocol.md §7 H.51, §1.1 [V] Azure realtime audio reference), so the
+            session accepts these names, each under its family's rules, and no other model name.
+        accept_token: decides whether an Entra ID bearer token is valid; None accepts any
+            non-empty token. Resource keys (``api-key``) are checked against the emulator's
+            ``api_key``.
+    """
+
+    deployments: Mapping[str, str] = field(default_factory=dict)
+    accept_token: Callable[[str], bool] | None = None
+
+    def model_rules(self, families: Mapping[str, ModelRules]) -> dict[str, ModelRules]:
+        """The per-model rules of an Azure resource: each deployment under its family's rules.
+
+        Raises ``ValueError`` for a deployment of a family ``families`` does not know.
+        """
+        unknown = {d: f for d, f in self.deployments.items() if f not in families}
+        if unknown:
+            raise ValueError(f"deployments of unknown model families: {unknown}")
+        return {name: families[family] for name, family in self.deployments.items()}
+
+
+def _azure_refusal(status: int, code: str, message: str) -> HttpRefusal:
+    # Azure's REST error body is {"error": {"code", "message"}} (docs/protocol.md §1.1 [O]
+    # SciSharp/BotSharp#386); that the websocket upgrade answers the same way is [I].
+    return HttpRefusal(status, {"error": {"code": code, "message": message}})
+
+
+_AZURE_BAD_KEY = (
+    "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide "
+    "a valid key for an active subscription and use a correct regional API endpoint for your "
+    "resource."
+)
+
+
+def authenticate_azure(
+    headers: MultiMapping[str], api_key: str | None, azure: AzureMode
+) -> HttpRefusal | None:
+    """Azure's credentials: an ``api-key`` resource key or an Entra ``Authorization: Bearer``
+    token (docs/protocol.md §7 H.50, §1.1 [V] SDK ``lib/azure.py``). A missing or refused one gets HTTP
+    401 with Azure's REST body (docs/protocol.md §1.1 [O] SciSharp/BotSharp#386 for the wrong
+    key; the missing-key wording and the token check's answer are [I])."""
+    key = headers.get("api-key", "").strip()
+    if key:
+        if api_key is not None and key != api_key:
+            return _azure_refusal(401, "401", _AZURE_BAD_KEY)
+        return None
+    auth = headers.get("Authorization", "")
+    token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+    if token:
+        if azure.accept_token is not None and not azure.accept_token(token):
+            return _azure_refusal(401, "401", _AZURE_BAD_KEY)
+        return None
+    return _azure_refusal(
+        401,
+        "401",
+        "Access denied due to missing subscription key. Make sure to include subscription key "
+        "when making requests to an API.",
+    )
+
+
+def azure_deployment_refusal(
+    path: str, query: Mapping[str, str], azure: AzureMode
+) -> HttpRefusal | None:
+    """The dated path needs ``api-version`` and a known ``deployment`` (docs/protocol.md §7 H.50).
+
+    A missing ``api-version`` gets 404 ``Resource not found`` [I]; an unknown deployment gets
+    404 ``DeploymentNotFound`` with Azure's REST message [O] Azure-Samples/azure-search-openai-
+    demo#391 (at the websocket upgrade [I]). The v1 path takes neither: the deployment is the
+    ``session.update`` model.
+    """
+    if path != AZURE_DATED_PATH:
+        return None
+    if not query.get("api-version"):
+        return _azure_refusal(404, "404", "Resource not found")
+    if query.get("deployment") not in azure.deployments:
+        return _azure_refusal(
+            404,
+            "DeploymentNotFound",
+            "The API deployment for this resource does not exist. If you created the deployment "
+            "within the last 5 minutes, please wait a moment and try again.",
+        )
+    return None

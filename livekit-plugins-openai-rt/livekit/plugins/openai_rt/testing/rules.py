@@ -54,7 +54,7 @@ INCLUDE_LOGPROBS = "item.input_audio_transcription.logprobs"
 """The one allowed ``session.include`` value (docs/protocol.md §2.2 [V] SDK)."""
 
 DELAY_VALUES = ("minimal", "low", "medium", "high", "xhigh")
-"""Allowed ``transcription.delay`` values (docs/protocol.md §2.2 [V] seed002, SDK)."""
+"""Allowed ``transcription.delay`` values (docs/protocol.md §2.2 [V] OpenAI API reference, SDK)."""
 
 AUDIO_FORMATS: Mapping[str, tuple[int, int]] = {
     "audio/pcm": (48, 2),
@@ -134,7 +134,7 @@ _GPT_4O = ModelRules(
 
 MODEL_RULES: Mapping[str, ModelRules] = {
     # No VAD, no prompt, takes delay, streams while audio arrives, billed per minute
-    # (docs/protocol.md §0.4, §2.3: [V] seed002, SDK; usage kind [I]).
+    # (docs/protocol.md §0.4, §2.3: [V] OpenAI API reference, SDK; usage kind [I]).
     "gpt-realtime-whisper": ModelRules(
         server_vad=False,
         prompt=False,

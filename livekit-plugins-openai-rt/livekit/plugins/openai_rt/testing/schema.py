@@ -252,7 +252,7 @@ def _need_str_list(obj: Json, key: str, path: str) -> None:
         return
     value = obj[key]
     full = f"{path}.{key}"
-    # `languages: null` is rejected (docs/protocol.md §7 B.14 [C] LK-stt), so is any non-array.
+    # `languages: null` is rejected (docs/protocol.md §7 B.14 [C] livekit-plugins-openai stt.py), so is any non-array.
     if not isinstance(value, list):
         raise invalid_type(full, "an array", value)
     for i, entry in enumerate(value):
@@ -312,7 +312,7 @@ def apply_session_update(
         raise invalid_enum("session.type", stype, ("realtime", "transcription"))
 
     if url_model is not None:
-        # seed001 (docs/protocol.md §7 A.3 [V]): ?model= on a transcription URL fails the first
+        # livekit/agents-js#1756 (docs/protocol.md §7 A.3 [V]): ?model= on a transcription URL fails the first
         # transcription update, naming the session.update model [I] (else the URL's).
         named = url_model
         audio = sess.get("audio")
@@ -401,7 +401,7 @@ def _validate_transcription_shape(
     for key in ("languages", "keywords"):
         _need_str_list(tr, key, tpath)
     if tr.get("languages") == []:
-        # `languages: []` is rejected (docs/protocol.md §7 B.14 [C] LK-stt); OpenAI's empty
+        # `languages: []` is rejected (docs/protocol.md §7 B.14 [C] livekit-plugins-openai stt.py); OpenAI's empty
         # array wording and code [I].
         raise ApiError(
             "empty_array",
@@ -448,7 +448,7 @@ def merge(current: Json, sess: Json) -> tuple[Json, bool]:
 
     ``null`` clears ``turn_detection``, ``noise_reduction`` and ``transcription``
     (docs/protocol.md §7 B.10 [V] SDK). Inside ``transcription`` and ``noise_reduction`` the
-    fields merge too (a language can be set but not cleared, docs/protocol.md §2.2 [C] LK-stt; an
+    fields merge too (a language can be set but not cleared, docs/protocol.md §2.2 [C] livekit-plugins-openai stt.py; an
     omitted ``strength`` keeps the current one, [V] SDK). Returns the new config and whether the
     update carried ``turn_detection`` explicitly. ``sess`` must have passed
     :func:`validate_shape`.
@@ -484,7 +484,7 @@ def merge(current: Json, sess: Json) -> tuple[Json, bool]:
             cur["transcription"] = None
         else:
             merged = dict(cur["transcription"] or {})
-            # A null sub-field leaves the current value [I] (LK-stt: a language can never be
+            # A null sub-field leaves the current value [I] (livekit-plugins-openai stt.py: a language can never be
             # cleared); languages/keywords nulls were rejected by the shape check.
             merged.update({k: v for k, v in tr.items() if v is not None})
             cur["transcription"] = merged
@@ -538,10 +538,10 @@ def validate_rules(config: Json, td_explicit: bool, model_rules: Mapping[str, Mo
                 _TURN_DETECTION_PARAM,
             )
         # Inherited default VAD: the server turns it off, since clients that omit turn_detection
-        # for gpt-realtime-whisper work (docs/protocol.md §2.3, LK-stt #5779 [C]) [I].
+        # for gpt-realtime-whisper work (docs/protocol.md §2.3, livekit/agents#5779 [C]) [I].
         inp["turn_detection"] = None
     if not rules.prompt and tr.get("prompt") is not None:
-        # docs/protocol.md §7 B.12 [V] seed002 / [O]; wording [I].
+        # docs/protocol.md §7 B.12 [V] OpenAI API reference / [O]; wording [I].
         raise ApiError(
             "invalid_value",
             "Prompt is not supported for this transcription model.",

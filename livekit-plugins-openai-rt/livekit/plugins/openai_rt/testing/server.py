@@ -27,6 +27,7 @@ from .faults import (
     FaultPlan,
     RandomDrop,
     default_handshake_error_body,
+    deviate,
 )
 from .outbox import Close, Outgoing
 from .records import EmulatedItem, EmulatedSession, LoggedEvent
@@ -76,6 +77,8 @@ class _Conn:
         self.fired: list[object] = []
         self.random_drop_rule: RandomDrop | None = None
         self.random_drop_at = 0
+        # committed events held back until their item's result (committed_after_completed)
+        self.held_committed: dict[str, Json] = {}
 
     def was_fired(self, rule: object) -> bool:
         return any(r is rule for r in self.fired)
@@ -113,6 +116,11 @@ class Emulator:
         record_audio: keep each item's audio in :attr:`EmulatedItem.audio` (default: the value of
             ``record_events``, so benchmarks do not hold all audio in memory).
         model_rules: replace :data:`MODEL_RULES` (e.g. to add a model or try a different rule).
+        azure: speak Azure OpenAI's URL and auth shapes instead of OpenAI's
+            (:class:`~.routing.AzureMode`: docs/protocol.md §7 H.50-51): serve
+            ``/openai/v1/realtime`` and ``/openai/realtime?api-version=…&deployment=…``, take an
+            ``api-key`` (checked against ``api_key``) or an Entra bearer token, and accept the
+            mode's deployment names as transcription models, each under its family's rules.
         handshake_delay: seconds the websocket upgrade takes before it is accepted (the TLS
             and websocket handshakes of a distant server; 0 by default, loopback speed). The
             real figure depends on the network path and is not documented (docs/protocol.md
@@ -144,6 +152,7 @@ class Emulator:
         close_on_turn_detection_error: bool = False,
         record_audio: bool | None = None,
         model_rules: Mapping[str, ModelRules] | None = None,
+        azure: routing.AzureMode | None = None,
         handshake_delay: float = 0.0,
     ) -> None:
         """Configure the emulator; nothing listens until :meth:`start`."""
@@ -162,6 +171,9 @@ class Emulator:
         self.model_rules: Mapping[str, ModelRules] = (
             dict(model_rules) if model_rules is not None else MODEL_RULES
         )
+        self.azure = azure
+        if azure is not None:
+            self.model_rules = azure.model_rules(self.model_rules)
         self.handshake_delay = handshake_delay
         self.sessions: list[EmulatedSession] = []
         self.events: list[LoggedEvent] = []
@@ -180,8 +192,12 @@ class Emulator:
             raise RuntimeError("emulator already started")
         self._loop = asyncio.get_running_loop()
         app = web.Application()
-        app.router.add_get("/v1/realtime", self._handle_realtime)
-        app.router.add_get("/v1/realtime/translations", self._handle_translations)
+        if self.azure is not None:
+            app.router.add_get(routing.AZURE_V1_PATH, self._handle_realtime)
+            app.router.add_get(routing.AZURE_DATED_PATH, self._handle_realtime)
+        else:
+            app.router.add_get("/v1/realtime", self._handle_realtime)
+            app.router.add_get("/v1/realtime/translations", self._handle_translations)
         runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
@@ -210,17 +226,23 @@ class Emulator:
 
     @property
     def base_url(self) -> str:
-        """OpenAI-SDK style base URL, ``http://<host>:<port>/v1``."""
+        """OpenAI-SDK style base URL, ``http://<host>:<port>/v1`` (Azure mode: the v1 API's,
+        ``http://<host>:<port>/openai/v1``)."""
+        return self.azure_endpoint + ("/openai/v1" if self.azure is not None else "/v1")
+
+    @property
+    def azure_endpoint(self) -> str:
+        """The resource endpoint for ``STT.with_azure(azure_endpoint=...)``,
+        ``http://<host>:<port>``."""
         if self._runner is None:
             raise RuntimeError("emulator not started")
-        return f"http://{self.host}:{self.port}/v1"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def ws_url(self) -> str:
-        """The transcription websocket URL, ``ws://<host>:<port>/v1/realtime?intent=transcription``."""
-        if self._runner is None:
-            raise RuntimeError("emulator not started")
-        return f"ws://{self.host}:{self.port}/v1/realtime?intent=transcription"
+        """The transcription websocket URL, ``ws://<host>:<port>/v1/realtime?intent=transcription``
+        (Azure mode: ``…/openai/v1/realtime?intent=transcription``)."""
+        return "ws" + self.base_url[4:] + "/realtime?intent=transcription"
 
     def committed_items(self) -> list[EmulatedItem]:
         """Every item committed by this emulator, over all sessions, in commit order."""
@@ -266,7 +288,12 @@ class Emulator:
             body = refusal.body or default_handshake_error_body(refusal.status)
             return web.json_response(body, status=refusal.status, headers=refusal.headers)
 
-        auth_refusal = routing.authenticate(request.headers, self.api_key)
+        if self.azure is not None:
+            auth_refusal = routing.authenticate_azure(
+                request.headers, self.api_key, self.azure
+            ) or routing.azure_deployment_refusal(request.path, request.query, self.azure)
+        else:
+            auth_refusal = routing.authenticate(request.headers, self.api_key)
         if auth_refusal is not None:
             return self._refuse(auth_refusal)
 
@@ -292,6 +319,7 @@ class Emulator:
             headers=routing.redact_headers(request.headers),
             max_session_seconds=self.max_session_seconds,
             created_at=time.time(),
+            path=request.path,
         )
         self.sessions.append(record)
         route = routing.route(
@@ -430,8 +458,9 @@ class Emulator:
                     await ws.send_str(item.text)
                     self._log_out(conn, {"type": "<malformed>", "raw": item.text[:200]})
                     continue
-                await ws.send_str(json.dumps(item, separators=(",", ":")))
-                self._log_out(conn, item)
+                for event in deviate(self.faults, conn.held_committed, item):
+                    await ws.send_str(json.dumps(event, separators=(",", ":")))
+                    self._log_out(conn, event)
         except (ConnectionError, RuntimeError):
             # The client went away mid-send; the reader sees the end of the connection.
             return

@@ -106,7 +106,7 @@ class ServerSession:
         self._outbox = Outbox()
         self._output = TranscriptOutput(self._outbox, host, self._take_item_id)
         self._vad = EnergyVad()
-        # ?model= on a transcription URL (docs/protocol.md §7 A.3, the seed001 trap)
+        # ?model= on a transcription URL (docs/protocol.md §7 A.3, the livekit/agents-js#1756 trap)
         self._url_model = route.url_model if isinstance(route, TranscriptionRoute) else None
         # the preallocated id of the next item (docs/protocol.md §4.3)
         self._next_item_id: str | None = None
@@ -230,7 +230,7 @@ class ServerSession:
         self._outbox.close(code, reason)
 
     def _fail(self, err: ApiError, client_event_id: str | None) -> None:
-        """Send the error, then close 4000 "<type>.<code>" (docs/protocol.md §1.7 [V] seed001)."""
+        """Send the error, then close 4000 "<type>.<code>" (docs/protocol.md §1.7 [V] livekit/agents-js#1756)."""
         self._error(err, client_event_id)
         self._close(4000, f"{err.type}.{err.code}")
 

@@ -1,8 +1,9 @@
 """Developer sessions. Each installs what it needs into its own virtualenv under ``.nox/``.
 
-``nox -s demo``, ``nox -s tests``, ``nox -s lint``, ``nox -s typecheck``, ``nox -s package``,
-``nox -s pythons``, ``nox -s bench``; ``nox -s example -- examples/<name>.py [args]`` runs an
-example, ``nox -s emulator -- --port 8765`` the emulator. ``nox -l`` lists them.
+``nox -s demo`` (``nox -s demo -- --translate es``: live translation), ``nox -s tests``,
+``nox -s lint``, ``nox -s typecheck``, ``nox -s package``, ``nox -s pythons``, ``nox -s bench``;
+``nox -s example -- examples/<name>.py [args]`` runs an example, ``nox -s emulator -- --port 8765``
+the emulator. ``nox -l`` lists them.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ the code."""
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """Transcribe the bundled sample: on OpenAI with OPENAI_API_KEY, else on the emulator."""
+    """Transcribe the bundled sample (``-- --translate es``: translate it live into Spanish):
+    on OpenAI with OPENAI_API_KEY, else on the emulator."""
     session.install("-e", PACKAGE)
     session.run("python", "examples/transcribe_file.py", *session.posargs)
 
@@ -53,12 +55,13 @@ def demo(session: nox.Session) -> None:
 def example(session: nox.Session) -> None:
     """Run an example with the plugin and the examples' extras installed:
     ``nox -s example -- examples/transcribe_file.py talk.wav`` or
-    ``nox -s example -- examples/voice_agent.py dev``."""
+    ``nox -s example -- examples/voice_agent.py dev`` or
+    ``nox -s example -- examples/live_interpreter.py dev --target es``."""
     if not session.posargs:
         session.error(
             "which example? nox -s example -- examples/transcribe_file.py [file.wav] [options]"
-            " | examples/voice_agent.py dev | examples/phone_agent.py dev"
-            " | examples/room_transcriber.py dev"
+            " | examples/voice_agent.py dev | examples/live_interpreter.py dev --target es"
+            " | examples/phone_agent.py dev | examples/room_transcriber.py dev"
         )
     session.install("-e", f"{PACKAGE}[examples]")
     session.run("python", *session.posargs)

@@ -39,9 +39,17 @@ VARIANTS = ("ours/pcmu", "ours/cold", "ours/warm")
 REFERENCES = ("vad alone", "harness", "incumbent/novad")
 """Reference clients (one run per cell, except the VAD alone): what the plugins' figures
 contain besides the plugins."""
-ALL_CLIENTS = (*PLUGINS, *VARIANTS, *REFERENCES)
+TRANSLATION = ("ours/translate", "ours/interpret")
+"""Translation streams (``TranslationSTT``, flush-driven): text only, and text plus translated
+speech. Measured on rows of their own, in real time at :data:`TRANSLATION_NS`."""
+TRANSLATION_NS = (1, 100)
+TRANSLATION_FRAME = 9600
+"""Translation sessions consume 200 ms frames; segments are cut at frame boundaries."""
+TRANSLATION_LANGUAGE = "es"
+"""The target language of the translation streams (``client.TARGET_LANGUAGE``)."""
+ALL_CLIENTS = (*PLUGINS, *VARIANTS, *REFERENCES, *TRANSLATION)
 FLUSH_CONFIGS = ("session", "pcmu", "cold", "warm")
-"""Our configurations that commit on ``flush()`` (``client.FLUSH_CONFIGS``)."""
+"""Our STT configurations that commit on ``flush()`` (``client.FLUSH_CONFIGS``)."""
 BEHIND_SECONDS = 1.0
 """A real-time stream is behind if a final comes later than this after the end of speech."""
 TARGETS = {
@@ -312,6 +320,33 @@ def _check_items(v: StreamView, flushing: bool, pcm16: bool = True) -> bool:
     return ok
 
 
+def _check_translation(st: dict[str, Any], audio: Audio, c: dict[str, int]) -> bool:
+    """A translation stream's finals, one per flush, in order, are the emulator's translation
+    of exactly the audio of their segment (cut at the frame boundary before each flush), and
+    the interpreter read as much translated speech as the segments hold. Counts into ``c``."""
+    from livekit.plugins.openai_rt.testing import expected_translation
+
+    cuts = [0]
+    for f in audio.flush_frames:
+        end = (f + 1) * audio.frame_bytes
+        cuts.append(end - end % TRANSLATION_FRAME)
+    texts = [text for _, _, text in st["finals"]]
+    ok = len(texts) == len(cuts) - 1
+    for k, (a, b) in enumerate(zip(cuts, cuts[1:], strict=False)):
+        c["items"] += 1
+        if k < len(texts) and texts[k] == expected_translation(
+            audio.pcm[a:b], TRANSLATION_LANGUAGE
+        ):
+            c["finals_ok"] += 1
+        else:
+            c["items_without_final"] += k >= len(texts)
+            ok = False
+    if st["speech_bytes"] and st["speech_bytes"] < cuts[-1]:
+        c["audio_mismatch"] += 1
+        ok = False
+    return ok
+
+
 def analyze(result: dict[str, Any], dump: dict[str, Any] | None, audio: Audio) -> dict[str, Any]:
     """One run's figures (:data:`FIGURES`), latency summaries (:data:`LATENCIES`), check
     counters and a few error messages, from the client's result and the emulator's dump."""
@@ -319,6 +354,7 @@ def analyze(result: dict[str, Any], dump: dict[str, Any] | None, audio: Audio) -
     n = spec["n"]
     flushing = spec["plugin"] == "ours" and spec["config"] in FLUSH_CONFIGS
     pcm16 = spec["config"] != "pcmu"
+    translating = spec["config"] in ("translate", "interpret")
     if spec["plugin"] in ("vad", "null") or dump is None:
         dump = {"sessions": {}}
         result = {**result, "streams": []}
@@ -364,7 +400,7 @@ def analyze(result: dict[str, Any], dump: dict[str, Any] | None, audio: Audio) -
             c["errors"] += 1
             if len(error_samples) < 3:
                 error_samples.append(st["error"])
-        if len(sids) != 1:
+        if len(sids) != 1 and not translating:  # translation events name no server item
             c["multi_session"] += len(sids) != 0
             ok = False
         final_by_item: dict[str, list[tuple[float, str]]] = {}
@@ -379,16 +415,19 @@ def analyze(result: dict[str, Any], dump: dict[str, Any] | None, audio: Audio) -
             audio=audio,
             counts=c,
         )
-        ok = _check_items(view, flushing, pcm16) and ok
+        if translating:
+            ok = _check_translation(st, audio, c) and ok
+        else:
+            ok = _check_items(view, flushing, pcm16) and ok
         samples = {name: fn(view) for name, fn in LATENCIES.items()}
         for name, values in samples.items():
             lat[name].extend(values)
         committed = sum(len(s["items"]) for s in view.sessions)
         if flushing:
             ok = ok and committed == len(audio.flush_frames)
-        elif spec["mode"] == "realtime":
+        elif spec["mode"] == "realtime" and not translating:
             ok = ok and committed == spec["segments"]
-        ok = ok and len(finals) == committed
+        ok = ok and (translating or len(finals) == committed)
         if spec["mode"] == "realtime":
             e2e = samples["eos_final"]  # one per utterance that got its FINAL
             late = maximum(e2e, empty=0.0) > BEHIND_SECONDS

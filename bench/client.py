@@ -60,6 +60,15 @@ QUIET = 0.5
 """After its last end of speech, a stream whose commit count is unknown (a VAD in fast mode)
 is done once it got no event for this long."""
 
+TRANSLATING = ("translate", "interpret")
+"""Configurations of ours that translate (``TranslationSTT``, flush-driven like ours/flush):
+``translate`` reads the text only (the STT of an agent), ``interpret`` also reads every frame of
+the translated speech (the live interpreter)."""
+
+TARGET_LANGUAGE = "es"
+"""What the translation streams translate into (``analysis.TRANSLATION_LANGUAGE``, which checks
+the emulator's tokens)."""
+
 QUIET_NOVAD = 1.5
 """The incumbent with ``vad=None`` never commits and sends an INTERIM at most every 0.5 s:
 it is done once no INTERIM came for this long (its deltas have stopped)."""
@@ -93,6 +102,7 @@ class StreamRecord:
     preflights: list[tuple[float, str, int]] = field(default_factory=list)
     finals: list[tuple[float, str, str]] = field(default_factory=list)
     error: str | None = None
+    speech_bytes: int = 0
     eos_signal: asyncio.Event = field(default_factory=asyncio.Event)
     started: float | None = None  # the stream was opened (late-open configurations)
     ready: float | None = None  # its session went live (late-open configurations)
@@ -109,6 +119,7 @@ class StreamRecord:
             "finals": self.finals,
             "error": self.error,
             "done": self.done,
+            "speech_bytes": self.speech_bytes,
             "started": self.started,
             "ready": self.ready,
             "first_audio": self.first_audio,
@@ -393,6 +404,15 @@ def make_stt(
     if config == "vad" or (plugin == "incumbent" and config != "novad"):
         # the incumbent builds exactly this one by default for gpt-realtime-whisper
         vad = TimedVAD(inference.VAD(model="silero"), sinks)
+    if plugin == "ours" and config in TRANSLATING:
+        from livekit.plugins import openai_rt
+
+        return openai_rt.TranslationSTT(
+            target_language=TARGET_LANGUAGE,
+            api_key="bench-key",
+            base_url=base_url,
+            http_session=http,
+        )
     if plugin == "ours":
         from livekit.plugins import openai_rt
 
@@ -432,6 +452,32 @@ async def _wait_configured(http: aiohttp.ClientSession, control: str, n: int) ->
             return
         await asyncio.sleep(0.1)
     raise TimeoutError(f"only {stats['configured']} of {n} sessions configured after 60 s")
+
+
+async def _wait_live(streams: list[Feedable]) -> None:
+    """Translation streams: wait until every session is configured (the emulator's ``/stats``
+    counts transcription sessions)."""
+    from livekit.plugins.openai_rt import TranslationStream
+    from livekit.plugins.openai_rt.session import State
+
+    deadline = time.monotonic() + 60.0
+    while time.monotonic() < deadline:
+        live = sum(
+            isinstance(s, TranslationStream) and s.session.state is State.LIVE for s in streams
+        )
+        if live == len(streams):
+            return
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"only {live} of {len(streams)} translation sessions configured after 60 s")
+
+
+async def _listen(stream: Feedable, rec: StreamRecord) -> None:
+    """The live interpreter's side: read every frame of the translated speech."""
+    from livekit.plugins.openai_rt import TranslationStream
+
+    assert isinstance(stream, TranslationStream)
+    async for frame in stream.translated_audio():
+        rec.speech_bytes += frame.data.nbytes
 
 
 async def _consume(stream: stt.RecognizeStream, rec: StreamRecord, tracker: Tracker) -> None:
@@ -586,7 +632,7 @@ async def run_job(spec: dict[str, Any]) -> dict[str, Any]:
         for o in range(0, len(pcm) - frame_bytes + 1, frame_bytes)
     ]
     audio_s = len(frames) * frame_s
-    flushing = plugin == "ours" and config in FLUSH_CONFIGS
+    flushing = plugin == "ours" and config in (*FLUSH_CONFIGS, *TRANSLATING)
     flush_after = set(spec["flush_frames"]) if flushing else set()
     expected = len(spec["flush_frames"]) if flushing else spec["segments"]
     if plugin == "null":
@@ -648,7 +694,12 @@ async def run_job(spec: dict[str, Any]) -> dict[str, Any]:
                 STREAM_INDEX.reset(token)
             streams.append(stream)
             consumers.append(asyncio.create_task(_consume(stream, records[i], tracker)))
-        await _wait_configured(http, spec["control_url"], n)
+            if config == "interpret":
+                consumers.append(asyncio.create_task(_listen(stream, records[i])))
+        if config in TRANSLATING:
+            await _wait_live(streams)
+        else:
+            await _wait_configured(http, spec["control_url"], n)
     result["connect_seconds"] = time.monotonic() - t_open
     await asyncio.sleep(0.3)  # let the last session.updated be read everywhere
     gc.collect()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from analysis import ALL_CLIENTS, PLUGINS, TARGETS, VARIANTS, cell_n, marginal
+from analysis import ALL_CLIENTS, PLUGINS, TARGETS, TRANSLATION, VARIANTS, cell_n, marginal
 from stats import NAN, cost_ratio, is_nan, maximum, median, net_ratio, per_stream_second
 
 
@@ -89,6 +89,17 @@ class FigureRow:
 
 
 FIGURE_ROWS: tuple[FigureRow, ...] = (
+    FigureRow(
+        "translation: CPU ms/audio s",
+        "cpu_per_audio_s",
+        scale=1000,
+        clients=("ours/flush", *TRANSLATION),
+        ratios=(
+            ("T/flush", "ours/translate", "ours/flush"),
+            ("I/flush", "ours/interpret", "ours/flush"),
+        ),
+        modes=("realtime",),
+    ),
     FigureRow(
         "wire sent, kB/s (pcm16, pcmu)",
         "wire_sent",
@@ -375,7 +386,7 @@ def correctness_section(results: dict[str, Any]) -> list[str]:
     for key in results["order"]:
         mode, n = key.split(":")
         row = cells[key]
-        for client in (*PLUGINS, *VARIANTS):
+        for client in (*PLUGINS, *VARIANTS, *TRANSLATION):
             r = row.get(client)
             if r is None:
                 continue
@@ -390,7 +401,7 @@ def correctness_section(results: dict[str, Any]) -> list[str]:
             if r["timed_out"]:
                 notes.append(f"deadline hit in {r['timed_out']} run(s)")
             lines.append(
-                f"  {mode:9}{n:>4} {client:11} finals {ck['finals_ok']}/{ck['items']}"
+                f"  {mode:9}{n:>4} {client:14} finals {ck['finals_ok']}/{ck['items']}"
                 f"  streams {ck['streams_ok']}/{r['streams']}{extra}"
                 + (f"  [{', '.join(notes)}]" if notes else "")
             )
@@ -438,7 +449,7 @@ def run_line(
     """The progress line printed after each run (``m``: ``analysis.analyze``'s figures)."""
     ck = m["check"]
     return (
-        f"  {mode:8} N={n:<4} {client:11} run {rep + 1}/{reps}: "
+        f"  {mode:8} N={n:<4} {client:14} run {rep + 1}/{reps}: "
         f"{m['cpu_per_audio_s'] * 1000:6.2f} ms CPU/audio-s, "
         f"finals {ck['finals_ok']}/{ck['items']}, "
         f"streams ok {ck['streams_ok']}/{n}, "

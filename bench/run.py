@@ -41,6 +41,8 @@ CLIENTS = {
     "vad alone": ("vad", "vad"),
     "harness": ("null", "null"),
     "incumbent/novad": ("incumbent", "novad"),
+    "ours/translate": ("ours", "translate"),
+    "ours/interpret": ("ours", "interpret"),
     "ours/pcmu": ("ours", "pcmu"),
     "ours/cold": ("ours", "cold"),
     "ours/warm": ("ours", "warm"),
@@ -49,7 +51,8 @@ CLIENTS = {
 ``analysis.PLUGINS`` (compared) and ``analysis.REFERENCES``. References, one run per cell: the
 VAD alone, fed the same way; the harness alone (a stream that only drains its input); and, in
 fast mode, the incumbent with ``vad=None`` (it then never commits: its transport cost alone, to
-set beside ours/flush)."""
+set beside ours/flush). And ``analysis.TRANSLATION``: ``TranslationSTT`` flush-driven, reading
+its text (the STT of an agent) or also its translated speech (the live interpreter)."""
 ZYGOTE = {"ours": "ours", "incumbent": "incumbent", "vad": "base", "null": "base"}
 """Which pre-imported client process runs each plugin ("base": livekit-agents only)."""
 ONE_RUN_PER_CELL = ("harness", "incumbent/novad")
@@ -291,6 +294,8 @@ def default_repeats(mode: str, n: int) -> int:
 
 def _in_cell(client: str, mode: str, n: int, args: argparse.Namespace) -> bool:
     """Whether ``client`` runs in the (mode, N) cell."""
+    if client in analysis.TRANSLATION:
+        return mode == "realtime" and n in analysis.TRANSLATION_NS
     if client == "incumbent/novad":
         return mode == "fast" and n <= int(args.fast_vad_max_n)
     if client in ("ours/cold", "ours/warm"):

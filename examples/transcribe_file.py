@@ -1,9 +1,12 @@
-"""Transcribe a WAV file with ``openai_rt.STT`` and print what a voice agent would receive.
+"""Transcribe (or translate) a WAV file with ``openai_rt.STT`` (``openai_rt.TranslationSTT``)
+and print what a voice agent would receive.
 
 Run it from a clone of the repository (nox installs the plugin in its own virtualenv)::
 
     nox -s demo                                                   # the bundled sample
+    nox -s demo -- --translate es                                 # ... translated into Spanish
     nox -s example -- examples/transcribe_file.py talk.wav --delay low
+    nox -s example -- examples/transcribe_file.py talk.wav --translate fr --save-audio fr.wav
 
 or with ``python examples/transcribe_file.py`` in an environment where the plugin is installed
 (``pip install ./livekit-plugins-openai-rt``): plain ``python`` without it fails with
@@ -19,6 +22,12 @@ Where the audio goes:
   which shows that no byte was lost, not what was said.
 * ``--base-url URL``: another server speaking the same protocol (an emulator started with
   ``nox -s emulator``, a gateway), with the key in ``OPENAI_API_KEY``.
+
+With ``--translate LANG`` the file goes to a translation session (``gpt-realtime-translate``)
+instead: it prints the translated text as it comes (with the source-language transcript) and
+how much translated speech came back; ``--save-audio out.wav`` writes that speech. The emulator
+translates the bundled sample into Spanish with a script (``examples/sample.es.txt``); anything
+else becomes one checksum token per 200 ms frame, and its "translated speech" is the input itself.
 
 The audio is fed in real time, as a microphone would deliver it: the stream's own VAD commits
 each utterance when it hears the end of speech, as in a standalone program (inside an
@@ -39,6 +48,7 @@ import os
 import struct
 import sys
 import time
+import wave
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,10 +59,13 @@ import numpy as np
 if TYPE_CHECKING:
     from livekit import rtc
     from livekit.agents import stt
+    from livekit.plugins.openai_rt.testing import Emulator
 
 HERE = Path(__file__).resolve().parent
 SAMPLE = HERE / "sample.wav"
 SAMPLE_SCRIPT = HERE / "sample.txt"
+SAMPLE_TRANSLATIONS = {"es": HERE / "sample.es.txt"}
+"""Scripted translations of the bundled sample, for the emulator (which does not translate)."""
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 FRAME_MS = 20
 
@@ -223,6 +236,32 @@ def print_event(ev: stt.SpeechEvent, totals: dict[str, float]) -> None:
         totals["output_tokens"] += ev.recognition_usage.output_tokens
 
 
+@dataclass
+class Server:
+    """Where the audio goes: OpenAI, another server, or the bundled emulator (started by the
+    caller, which then sets ``base_url``)."""
+
+    api_key: str
+    base_url: str
+    emulator: Emulator | None
+
+
+def choose_server(
+    args: argparse.Namespace, model: str, make_emulator: Callable[[str], Emulator]
+) -> Server:
+    """OpenAI with ``OPENAI_API_KEY``, the server of ``--base-url``, or else an emulator."""
+    api_key = os.environ.get("OPENAI_API_KEY")
+    base_url: str = args.base_url or OPENAI_BASE_URL
+    if args.base_url:
+        print(f"using the server at {base_url} (model {model})")
+    elif api_key:
+        print(f"using OpenAI at {base_url} (model {model})")
+    else:
+        return Server("emulator-key", base_url, make_emulator("emulator-key"))
+    assert api_key is not None
+    return Server(api_key, base_url, None)
+
+
 async def transcribe(
     args: argparse.Namespace, audio: Audio, on_transcript: Callable[[], None] = lambda: None
 ) -> None:
@@ -234,30 +273,25 @@ async def transcribe(
 
     model: str = args.model or openai_rt.DEFAULT_MODEL
     is_sample = args.file.resolve() == SAMPLE
-    emulator: Emulator | None = None
-    api_key = os.environ.get("OPENAI_API_KEY")
-    base_url: str = args.base_url or OPENAI_BASE_URL
-    if args.base_url:
-        print(f"using the server at {base_url} (model {model})")
-    elif api_key:
-        print(f"using OpenAI at {base_url} (model {model})")
-    else:
-        api_key = "emulator-key"
-        emulator = Emulator(
-            api_key=api_key,
+    server = choose_server(
+        args,
+        model,
+        lambda key: Emulator(
+            api_key=key,
             transcriber=(
                 ScriptTranscriber(SAMPLE_SCRIPT.read_text(encoding="utf-8").splitlines())
                 if is_sample
                 else BlockCrcTranscriber()
             ),
-        )
+        ),
+    )
     print(f"{args.file}: {audio.duration:.2f} s, {audio.description}")
 
     async with contextlib.AsyncExitStack() as stack:
-        if emulator is not None:
-            await stack.enter_async_context(emulator)
-            base_url = emulator.base_url
-            print(f"OPENAI_API_KEY is not set: using the bundled emulator at {base_url}.")
+        if server.emulator is not None:
+            await stack.enter_async_context(server.emulator)
+            server.base_url = server.emulator.base_url
+            print(f"OPENAI_API_KEY is not set: using the bundled emulator at {server.base_url}.")
             if is_sample:
                 print(
                     "It does no speech recognition: its transcripts are the sample's script "
@@ -275,8 +309,8 @@ async def transcribe(
             language=None if args.language == "auto" else args.language,
             delay=args.delay,
             vad=inference.VAD(),
-            api_key=api_key,
-            base_url=base_url,
+            api_key=server.api_key,
+            base_url=server.base_url,
         )
         stack.push_async_callback(openai_stt.aclose)
         totals = {"audio_seconds": 0.0, "input_tokens": 0.0, "output_tokens": 0.0}
@@ -310,6 +344,133 @@ async def transcribe(
         f"audio: {audio.duration:.2f} s sent, {totals['audio_seconds']:.2f} s committed for "
         f"transcription; {price}"
     )
+
+
+def print_translation(ev: stt.SpeechEvent, totals: dict[str, float]) -> None:
+    """Print one speech event of a translation stream; add its usage to ``totals``."""
+    from livekit.agents import stt
+
+    if ev.type == stt.SpeechEventType.INTERIM_TRANSCRIPT:
+        print(f"  ... {ev.alternatives[0].text}", flush=True)
+    elif ev.type == stt.SpeechEventType.FINAL_TRANSCRIPT:
+        alt = ev.alternatives[0]
+        print(
+            f"FINAL [{alt.start_time:6.2f}-{alt.end_time:6.2f} s] {alt.language}: {alt.text}",
+            flush=True,
+        )
+        if alt.source_texts:
+            print(f"      source: {alt.source_texts[0]}", flush=True)
+    elif ev.type == stt.SpeechEventType.RECOGNITION_USAGE and ev.recognition_usage is not None:
+        totals["audio_seconds"] += ev.recognition_usage.audio_duration
+
+
+async def translate(
+    args: argparse.Namespace, audio: Audio, on_transcript: Callable[[], None] = lambda: None
+) -> None:
+    """Run one translation stream over ``audio``: print the translated text, the translated
+    speech received (written to ``--save-audio``), the audio seconds billed and the cost;
+    ``on_transcript`` is called at each translation."""
+    from livekit.agents import inference, stt
+    from livekit.plugins import openai_rt
+    from livekit.plugins.openai_rt.testing import Emulator, ScriptTranslator
+
+    target: str = args.translate
+    model: str = args.model or openai_rt.DEFAULT_TRANSLATION_MODEL
+    script = SAMPLE_TRANSLATIONS.get(target) if args.file.resolve() == SAMPLE else None
+    server = choose_server(
+        args,
+        model,
+        lambda key: Emulator(
+            api_key=key,
+            translator=(
+                ScriptTranslator(
+                    script.read_text(encoding="utf-8").splitlines(),
+                    source_lines=SAMPLE_SCRIPT.read_text(encoding="utf-8").splitlines(),
+                )
+                if script is not None
+                else None
+            ),
+        ),
+    )
+    print(f"{args.file}: {audio.duration:.2f} s, {audio.description}; translating into {target}")
+    speech = bytearray()
+    rate = 24000
+
+    async with contextlib.AsyncExitStack() as stack:
+        if server.emulator is not None:
+            await stack.enter_async_context(server.emulator)
+            server.base_url = server.emulator.base_url
+            print(f"OPENAI_API_KEY is not set: using the bundled emulator at {server.base_url}.")
+            if script is not None:
+                print(
+                    "It does no translation: its translations are the sample's scripted "
+                    f"translation ({script.name}), one line per utterance, and its translated "
+                    "speech is the input audio."
+                )
+            else:
+                print(
+                    "It does no translation: each translation is one checksum token per 200 ms "
+                    "frame of the audio it received (<language>:<CRC-32>), which shows that "
+                    "every frame was translated once, and its translated speech is the input."
+                )
+            print("Set OPENAI_API_KEY to translate with OpenAI.")
+        translator = openai_rt.TranslationSTT(
+            target_language=target,
+            model=model,
+            source_transcription="gpt-realtime-whisper",
+            vad=inference.VAD(),
+            api_key=server.api_key,
+            base_url=server.base_url,
+        )
+        stack.push_async_callback(translator.aclose)
+        totals = {"audio_seconds": 0.0}
+        stream = translator.stream()
+        async with stream:
+
+            async def feed() -> None:
+                async for frame in paced_frames(audio):
+                    stream.push_frame(frame)
+                stream.end_input()
+
+            async def read() -> None:
+                transcripts = (
+                    stt.SpeechEventType.INTERIM_TRANSCRIPT,
+                    stt.SpeechEventType.FINAL_TRANSCRIPT,
+                )
+                async for ev in stream:
+                    if ev.type in transcripts:
+                        on_transcript()
+                    print_translation(ev, totals)
+
+            async def listen() -> None:
+                nonlocal rate
+                async for frame in stream.translated_audio():
+                    rate = frame.sample_rate
+                    speech.extend(frame.data)
+
+            await first_failure(feed(), read(), listen())
+
+    seconds = len(speech) / 2 / rate
+    saved = ""
+    if args.save_audio is not None:
+        write_wav(args.save_audio, bytes(speech), rate)
+        saved = f", written to {args.save_audio}"
+    print(f"translated speech: {seconds:.2f} s received{saved}")
+    cost = openai_rt.estimate_cost_usd(model, audio_seconds=totals["audio_seconds"])
+    price = "unknown price" if cost is None else f"estimated cost ${cost:.5f}"
+    print(
+        f"audio: {audio.duration:.2f} s sent, {totals['audio_seconds']:.2f} s billed for "
+        f"translation; {price}"
+    )
+
+
+def write_wav(path: Path, pcm: bytes, rate: int) -> None:
+    """Write 16-bit mono ``pcm`` at ``rate`` as a WAV file."""
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm)
 
 
 class OneLineLogHandler(logging.Handler):
@@ -382,7 +543,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             "transcripts, the audio seconds committed and the estimated cost. With "
             "OPENAI_API_KEY set it uses OpenAI; without it, the bundled emulator, which returns "
             "the script of the bundled sample or, for other files, checksums of the audio (it "
-            "does no speech recognition)."
+            "does no speech recognition). With --translate LANG it translates instead "
+            "(gpt-realtime-translate) and prints the translated text as it comes."
         ),
         epilog=(
             "Exit status: 0 on success, 2 for an unusable input file, 1 for any other failure "
@@ -403,13 +565,27 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--model",
         default=None,
-        help="transcription model (the plugin's default: gpt-realtime-whisper)",
+        help="transcription model (default gpt-realtime-whisper), or translation model with "
+        "--translate (default gpt-realtime-translate)",
     )
     parser.add_argument(
         "--language", default="en", help="ISO-639-1 code, or 'auto' to let the model detect (en)"
     )
     parser.add_argument(
         "--delay", default=None, help="minimal|low|medium|high|xhigh (gpt-realtime-whisper only)"
+    )
+    parser.add_argument(
+        "--translate",
+        metavar="LANG",
+        default=None,
+        help="translate into LANG (e.g. es) with gpt-realtime-translate instead of transcribing",
+    )
+    parser.add_argument(
+        "--save-audio",
+        metavar="WAV",
+        type=Path,
+        default=None,
+        help="with --translate: write the translated speech to this WAV file",
     )
     parser.add_argument(
         "--base-url",
@@ -447,6 +623,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {message}", file=sys.stderr, flush=True)
         return status
 
+    if args.translate is None and args.save_audio is not None:
+        return fail("--save-audio goes with --translate LANG", EXIT_BAD_INPUT)
+    if args.translate is not None and args.delay is not None:
+        return fail("--delay is a transcription option; remove it with --translate", EXIT_BAD_INPUT)
     if args.base_url and not os.environ.get("OPENAI_API_KEY"):
         message = (
             "--base-url needs OPENAI_API_KEY (an emulator started without --api-key takes any)"
@@ -457,7 +637,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as e:
         return fail(str(e), EXIT_BAD_INPUT)
     try:
-        asyncio.run(transcribe(args, audio, handler.go_live if handler else lambda: None))
+        on_transcript = handler.go_live if handler else lambda: None
+        run = translate if args.translate else transcribe
+        asyncio.run(run(args, audio, on_transcript))
     except KeyboardInterrupt:
         return fail("interrupted", EXIT_INTERRUPTED)
     except Exception as e:

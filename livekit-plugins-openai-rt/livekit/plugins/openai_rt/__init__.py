@@ -1,12 +1,15 @@
-"""OpenAI Realtime transcription (``gpt-realtime-whisper`` and friends) for LiveKit Agents.
+"""OpenAI Realtime transcription (``gpt-realtime-whisper`` and friends) and live translation
+(``gpt-realtime-translate``) for LiveKit Agents.
 
 ```python
 from livekit.plugins import openai_rt
 
 session = AgentSession(stt=openai_rt.STT(), ...)
+session = AgentSession(stt=openai_rt.TranslationSTT(target_language="en"), ...)
 ```
 
-See ``openai_rt.STT`` for the options and ``openai_rt.testing`` for the bundled emulator.
+See ``openai_rt.STT`` and ``openai_rt.TranslationSTT`` for the options and
+``openai_rt.testing`` for the bundled emulator.
 """
 
 from livekit.agents import Plugin
@@ -17,6 +20,8 @@ from .options import DEFAULT_SERVER_VAD, STTOptions
 from .protocol import AudioFormatName
 from .stream import SpeechStream
 from .stt import STT
+from .translation_stream import TranslationStream
+from .translation_stt import DEFAULT_TRANSLATION_MODEL, TranslationOptions, TranslationSTT
 from .version import __version__
 
 __all__ = [
@@ -24,6 +29,10 @@ __all__ = [
     "SpeechStream",
     "STTOptions",
     "AudioFormatName",
+    "TranslationSTT",
+    "TranslationStream",
+    "TranslationOptions",
+    "DEFAULT_TRANSLATION_MODEL",
     "ModelSpec",
     "MODELS",
     "DEFAULT_MODEL",

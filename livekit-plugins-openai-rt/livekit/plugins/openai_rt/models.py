@@ -43,6 +43,8 @@ class ModelSpec:
         usd_per_minute: price per minute of audio, for duration-billed models.
         usd_per_million_input_tokens: input token price, for token-billed models.
         usd_per_million_output_tokens: output token price, for token-billed models.
+        translation: a translation model (``/v1/realtime/translations``, ``TranslationSTT``),
+            not a transcription one.
     """
 
     name: str
@@ -56,6 +58,7 @@ class ModelSpec:
     usd_per_minute: float | None = None
     usd_per_million_input_tokens: float | None = None
     usd_per_million_output_tokens: float | None = None
+    translation: bool = False
 
 
 DEFAULT_MODEL = "gpt-realtime-whisper"
@@ -106,6 +109,9 @@ MODELS: Mapping[str, ModelSpec] = {
         ModelSpec("whisper-1", server_vad=True, prompt=True, usd_per_minute=0.006),
         # no prompt for diarization models (REST docs); price unknown
         ModelSpec("gpt-4o-transcribe-diarize", server_vad=True, usage_kind="tokens"),
+        # translation only, on its own endpoint (§5); $0.034 per minute of audio (OpenAI model
+        # page developers.openai.com/api/docs/models/gpt-realtime-translate, read 2026, §6)
+        ModelSpec("gpt-realtime-translate", translation=True, usd_per_minute=0.034),
     )
 }
 

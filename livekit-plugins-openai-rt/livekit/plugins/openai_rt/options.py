@@ -127,6 +127,11 @@ def validate(opts: STTOptions) -> None:
             f"model_family must be a known model ({', '.join(MODELS)}); got {opts.model_family!r}"
         )
     spec = opts.spec
+    if spec.translation:
+        raise ValueError(
+            f"{opts.model} is a translation model: use openai_rt.TranslationSTT(model="
+            f"{opts.model!r}) for it, or a transcription model here"
+        )
     if opts.delay is not None:
         if opts.delay not in DELAY_VALUES:
             raise ValueError(f"delay must be one of {', '.join(DELAY_VALUES)}; got {opts.delay!r}")

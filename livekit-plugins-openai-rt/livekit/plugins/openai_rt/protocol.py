@@ -103,6 +103,13 @@ PCMA = AudioFormat("pcma", "audio/pcma", 8000, 1, 0xD5)
 AUDIO_FORMATS: Mapping[AudioFormatName, AudioFormat] = {f.name: f for f in (PCM16, PCMU, PCMA)}
 """Every input format, by the name ``audio_format=`` takes."""
 
+BYTES_PER_SECOND = PCM16.bytes_per_second
+"""pcm16 mono at 24 kHz: the one format of translation sessions (§5.2). Transcription sessions
+count in their own :class:`AudioFormat`."""
+
+BYTES_PER_MS = PCM16.bytes_per_ms
+"""Bytes per millisecond of pcm16 at 24 kHz (translation sessions, §5.2)."""
+
 USER_AGENT = f"livekit-plugins-openai-rt/{__version__}"
 
 LOGPROBS_INCLUDE = "item.input_audio_transcription.logprobs"

@@ -1,4 +1,5 @@
-"""A faithful local emulator of OpenAI's Realtime API transcription server, for tests and demos.
+"""A faithful local emulator of OpenAI's Realtime API transcription and translation server, for
+tests and demos.
 
 Point a client (this plugin, the OpenAI SDK, or your own) at an :class:`Emulator` instead of
 ``wss://api.openai.com`` and test it offline, deterministically, including the failures the real
@@ -20,15 +21,19 @@ per-model rules (``turn_detection`` and ``prompt`` rejected for ``gpt-realtime-w
 deterministic server VAD), per-model transcription output (deltas before or after the commit,
 duration or token usage, logprobs, diarization segments), session expiry, and, as a mode, Azure
 OpenAI's URL and auth shapes (``Emulator(azure=AzureMode(...))``), as specified by
-docs/protocol.md §7 A-E (translation sessions, docs/protocol.md §7 F, are answered with HTTP 501;
-REST client secrets, docs/protocol.md §7 G, are not emulated). Each behaviour cites its section
+docs/protocol.md §7 A-E; and translation sessions on ``/v1/realtime/translations`` (docs/protocol.md
+§7 F: the 200 ms frame model, per-frame translated text, source text and speech stamped with
+``elapsed_ms``, ``session.close`` -> ``session.closed``). REST client secrets (docs/protocol.md
+§7 G) are not emulated. Each behaviour cites its section
 of docs/protocol.md where it is implemented, with the evidence tag defined in docs/README.md.
 :class:`FaultPlan` injects refused handshakes, dropped or stalled connections, close frames,
 server errors, failed items and out-of-order completions.
 
 Transcripts come from a :class:`Transcriber`: by default :class:`BlockCrcTranscriber`, whose
 transcript is a pure function of the exact audio bytes (see :func:`expected_transcript`), or
-:class:`ScriptTranscriber` for readable demo text.
+:class:`ScriptTranscriber` for readable demo text. Translations come from a :class:`Translator`:
+by default :class:`FrameCrcTranslator`, a pure function of each 200 ms frame (see
+:func:`expected_translation`), or :class:`ScriptTranslator` for demos.
 
 Where things are:
 
@@ -42,6 +47,8 @@ Where things are:
   settings a session reads.
 * ``output.py``: the transcription events per model and when they go out; ``vad.py``: the
   energy VAD; ``outbox.py``: how a session hands events and timed work to the server.
+* ``translation_session.py``: one translation connection's state machine, sans I/O;
+  ``translation_translators.py``: what each 200 ms frame "says" once translated.
 * ``records.py``: what tests inspect (sessions, items, logged events); ``faults.py``: the fault
   plan; ``transcribers.py``: what text the audio "says"; ``audio.py``: G.711, energy, base64, ids.
 
@@ -70,6 +77,15 @@ from .transcribers import (
     TranscriberItem,
     expected_transcript,
 )
+from .translation_session import TranslationServerSession, TranslationSettings
+from .translation_translators import (
+    FrameCrcTranslator,
+    FrameTranslation,
+    ScriptTranslator,
+    Translator,
+    expected_source_transcript,
+    expected_translation,
+)
 
 __all__ = [
     "MODEL_RULES",
@@ -81,14 +97,22 @@ __all__ = [
     "EmulatedSession",
     "Emulator",
     "FaultPlan",
+    "FrameCrcTranslator",
+    "FrameTranslation",
     "LoggedEvent",
     "ModelRules",
     "RandomDrop",
     "RefuseHandshake",
     "ScriptTranscriber",
+    "ScriptTranslator",
     "SendError",
     "Stall",
     "Transcriber",
     "TranscriberItem",
+    "TranslationServerSession",
+    "TranslationSettings",
+    "Translator",
+    "expected_source_transcript",
     "expected_transcript",
+    "expected_translation",
 ]

@@ -1,4 +1,4 @@
-"""Run the OpenAI Realtime transcription emulator as a standalone server.
+"""Run the OpenAI Realtime transcription and translation emulator as a standalone server.
 
 Usage::
 
@@ -26,7 +26,7 @@ from .transcribers import BlockCrcTranscriber, ScriptTranscriber, Transcriber
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m livekit.plugins.openai_rt.testing",
-        description="A local emulator of OpenAI's Realtime API transcription server.",
+        description="A local emulator of OpenAI's Realtime API transcription and translation server.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="TCP port, 0 = ephemeral (8765)")

@@ -77,8 +77,9 @@ class EmulatedSession:
     Attributes:
         id: the session id (``sess_…``).
         index: the connection index (0-based, in acceptance order; see :mod:`.faults`).
-        kind: ``"transcription"``, ``"realtime"`` (a conversation session, not emulated beyond
-            routing errors) or ``"rejected"`` (refused after the upgrade, e.g. a beta header).
+        kind: ``"transcription"``, ``"translation"`` (``/v1/realtime/translations``),
+            ``"realtime"`` (a conversation session, not emulated beyond routing errors) or
+            ``"rejected"`` (refused after the upgrade, e.g. a beta header).
         path: the upgrade URL's path (``/v1/realtime``; Azure mode: ``/openai/v1/realtime`` or
             ``/openai/realtime``).
         query: the upgrade URL's query parameters.
@@ -108,7 +109,7 @@ class EmulatedSession:
         """Create the record of a connection accepted at unix time ``created_at``."""
         self.id = new_id("sess_")
         self.index = index
-        self.kind: Literal["transcription", "realtime", "rejected"] = "transcription"
+        self.kind: Literal["transcription", "translation", "realtime", "rejected"] = "transcription"
         self.path = path
         self.query = query
         self.headers = headers

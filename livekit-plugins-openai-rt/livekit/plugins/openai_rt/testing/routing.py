@@ -22,12 +22,13 @@ __all__ = [
     "AZURE_DATED_PATH",
     "AZURE_V1_PATH",
     "NOT_WEBSOCKET",
-    "TRANSLATIONS_NOT_IMPLEMENTED",
+    "TRANSLATION_MODELS",
     "ConversationRoute",
     "HttpRefusal",
     "RejectedRoute",
     "Route",
     "TranscriptionRoute",
+    "TranslationRoute",
     "AzureMode",
     "authenticate",
     "authenticate_azure",
@@ -35,6 +36,7 @@ __all__ = [
     "redact_headers",
     "request_token",
     "route",
+    "translation_route",
 ]
 
 _SUBPROTOCOL_KEY_PREFIX = "openai-insecure-api-key."
@@ -47,19 +49,6 @@ class HttpRefusal:
     status: int
     body: Json
 
-
-TRANSLATIONS_NOT_IMPLEMENTED = HttpRefusal(
-    501,
-    {
-        "error": {
-            "message": "Translation sessions are not implemented by this emulator.",
-            "type": "invalid_request_error",
-            "param": None,
-            "code": "not_implemented",
-        }
-    },
-)
-"""The answer to ``/v1/realtime/translations`` (docs/protocol.md §7 F is not emulated [I])."""
 
 NOT_WEBSOCKET = HttpRefusal(
     426,
@@ -368,3 +357,46 @@ def azure_deployment_refusal(
             "within the last 5 minutes, please wait a moment and try again.",
         )
     return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Routing of /v1/realtime/translations
+# ---------------------------------------------------------------------------------------------
+
+TRANSLATION_MODELS = ("gpt-realtime-translate",)
+"""The translation models the emulator serves (docs/protocol.md §5.1, §6)."""
+
+
+@dataclass(frozen=True)
+class TranslationRoute:
+    """A translation session of ``model`` (docs/protocol.md §7 F)."""
+
+    model: str
+
+
+def translation_route(query: Mapping[str, str]) -> TranslationRoute | RejectedRoute:
+    """Route a new connection of ``/v1/realtime/translations`` from its query parameters.
+
+    ``?model=`` is required and must name a translation model (docs/protocol.md §7 A.8 [I]);
+    an ``intent`` is refused (§7 F.42 [I]: the SDK refuses it client-side). Refusals send an
+    error, then close 4000, as the transcription routing errors do [I].
+    """
+    if "intent" in query:
+        return _rejected(
+            "unknown_parameter",
+            "Unknown parameter: 'intent'. Translation sessions take no intent.",
+            "intent",
+        )
+    model = query.get("model")
+    if not model:
+        return _rejected(
+            "missing_required_parameter",
+            "Missing required parameter: 'model'. Translation sessions need "
+            "?model=gpt-realtime-translate.",
+            "model",
+        )
+    if model not in TRANSLATION_MODELS:
+        return _rejected(
+            "invalid_model", f'Model "{model}" is not supported in translation mode.', "model"
+        )
+    return TranslationRoute(model)

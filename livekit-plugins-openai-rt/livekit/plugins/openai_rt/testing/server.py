@@ -1,8 +1,9 @@
 """The emulator's network side: an aiohttp server that runs one server session per websocket.
 
 :class:`Emulator` accepts upgrades (refusing them as :mod:`.routing` and the fault plan decide),
-reads client frames, hands them to the connection's :class:`~.server_session.ServerSession`,
-writes what it returns, and runs its timers. It also logs every event in and out, and applies the
+reads client frames, hands them to the connection's :class:`~.server_session.ServerSession`
+(``/v1/realtime``) or :class:`~.translation_session.TranslationServerSession`
+(``/v1/realtime/translations``), writes what it returns, and runs its timers. It also logs every event in and out, and applies the
 connection faults of the :class:`~.faults.FaultPlan` (refused handshakes, drops, stalls, close
 frames, injected errors and junk frames). The protocol itself lives in the server session.
 """
@@ -35,6 +36,8 @@ from .rules import MODEL_RULES, ModelRules
 from .schema import ApiError, Json
 from .server_session import ServerSession
 from .transcribers import BlockCrcTranscriber, Transcriber
+from .translation_session import TranslationServerSession
+from .translation_translators import FrameCrcTranslator, Translator
 
 __all__ = ["Emulator"]
 
@@ -48,12 +51,16 @@ class _RawFrame:
     text: str
 
 
+_Session = ServerSession | TranslationServerSession
+"""The protocol state of one connection: transcription (and routing errors) or translation."""
+
+
 class _Conn:
     """Runtime state of one accepted websocket (the protocol state is in ``session``)."""
 
     def __init__(
         self,
-        session: ServerSession,
+        session: _Session,
         request: web.Request,
         ws: web.WebSocketResponse,
         loop: asyncio.AbstractEventLoop,
@@ -85,7 +92,7 @@ class _Conn:
 
 
 class Emulator:
-    """A local OpenAI Realtime transcription server, for tests and demos.
+    """A local OpenAI Realtime transcription and translation server, for tests and demos.
 
     Use it as an async context manager (or call :meth:`start` / :meth:`aclose`)::
 
@@ -116,6 +123,9 @@ class Emulator:
         record_audio: keep each item's audio in :attr:`EmulatedItem.audio` (default: the value of
             ``record_events``, so benchmarks do not hold all audio in memory).
         model_rules: replace :data:`MODEL_RULES` (e.g. to add a model or try a different rule).
+        translator: what translation sessions (``/v1/realtime/translations``) say for each
+            200 ms frame (default :class:`FrameCrcTranslator`).
+        translation_delay: seconds between a translation frame's arrival and its outputs.
         azure: speak Azure OpenAI's URL and auth shapes instead of OpenAI's
             (:class:`~.routing.AzureMode`: docs/protocol.md §7 H.50-51): serve
             ``/openai/v1/realtime`` and ``/openai/realtime?api-version=…&deployment=…``, take an
@@ -152,6 +162,8 @@ class Emulator:
         close_on_turn_detection_error: bool = False,
         record_audio: bool | None = None,
         model_rules: Mapping[str, ModelRules] | None = None,
+        translator: Translator | None = None,
+        translation_delay: float = 0.0,
         azure: routing.AzureMode | None = None,
         handshake_delay: float = 0.0,
     ) -> None:
@@ -171,6 +183,8 @@ class Emulator:
         self.model_rules: Mapping[str, ModelRules] = (
             dict(model_rules) if model_rules is not None else MODEL_RULES
         )
+        self.translator: Translator = translator or FrameCrcTranslator()
+        self.translation_delay = translation_delay
         self.azure = azure
         if azure is not None:
             self.model_rules = azure.model_rules(self.model_rules)
@@ -271,10 +285,26 @@ class Emulator:
         return web.json_response(refusal.body, status=refusal.status)
 
     async def _handle_translations(self, request: web.Request) -> web.StreamResponse:
-        self.handshakes += 1
-        return self._refuse(routing.TRANSLATIONS_NOT_IMPLEMENTED)
+        route = routing.translation_route(request.query)
+        return await self._accept(
+            request,
+            lambda record, now: TranslationServerSession(record, route, self, now=now),
+        )
 
     async def _handle_realtime(self, request: web.Request) -> web.StreamResponse:
+        route = routing.route(
+            request.query, request.headers, self.model_rules, gateway_mode=self.gateway_mode
+        )
+        return await self._accept(
+            request,
+            lambda record, now: ServerSession(record, route, self, now=now, items=self._committed),
+        )
+
+    async def _accept(
+        self, request: web.Request, make_session: Callable[[EmulatedSession, float], _Session]
+    ) -> web.StreamResponse:
+        """Upgrade ``request`` (or refuse it, as the fault plan and authentication decide) and
+        serve its websocket with the session ``make_session`` creates."""
         self.handshakes += 1
         index = len(self.sessions)
 
@@ -322,11 +352,8 @@ class Emulator:
             path=request.path,
         )
         self.sessions.append(record)
-        route = routing.route(
-            request.query, request.headers, self.model_rules, gateway_mode=self.gateway_mode
-        )
         loop = asyncio.get_running_loop()
-        session = ServerSession(record, route, self, now=loop.time(), items=self._committed)
+        session = make_session(record, loop.time())
         conn = _Conn(session, request, ws, loop)
         self._live[record.id] = conn
         conn.writer = asyncio.create_task(self._writer(conn))
@@ -420,7 +447,7 @@ class Emulator:
             self._deliver(conn, conn.session.handle_invalid_frame(binary=False))
             return
         etype = event.get("type")
-        if etype == "input_audio_buffer.append":
+        if etype in ("input_audio_buffer.append", "session.input_audio_buffer.append"):
             # Appends are logged by size: the base64 would hold every byte of audio twice.
             logged: Json = {"type": etype, "audio_bytes": b64_len(event.get("audio"))}
             if "event_id" in event:

@@ -1,0 +1,116 @@
+"""``openai_rt.TranslationSTT`` inside a real ``AgentSession``, end to end, offline.
+
+A real session (default session VAD, VAD turn detection, no room) hears ``examples/sample.wav``
+in real time through the translation STT, which talks to the bundled emulator. The emulator
+"translates" the i-th utterance as the i-th line of ``examples/sample.es.txt`` (with
+``examples/sample.txt`` as the source transcript), so the test checks what the agent gets: its
+user turns are the translated text, one per utterance, cut by the session's VAD flushes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from livekit.agents import (
+    Agent,
+    AgentSession,
+    ConversationItemAddedEvent,
+    ErrorEvent,
+    UserInputTranscribedEvent,
+    inference,
+    llm,
+)
+from livekit.agents.metrics.usage import STTModelUsage
+from livekit.plugins import openai_rt
+from livekit.plugins.openai_rt.testing import Emulator, ScriptTranslator
+from tests.agent_fakes import EchoLLM, FakeOutput, SilentTTS, WavInput
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+SAMPLE_WAV = EXAMPLES / "sample.wav"
+API_KEY = "test-key"
+BYTES_PER_SECOND = 48000
+TURNS_TIMEOUT = 22.0  # the WAV lasts 14.74 s; its last utterance ends at 13.46 s
+
+
+def lines(name: str) -> list[str]:
+    return [line for line in (EXAMPLES / name).read_text(encoding="utf-8").splitlines() if line]
+
+
+async def wait_until(
+    predicate: Callable[[], bool], timeout: float, what: Callable[[], str]
+) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what()}")
+        await asyncio.sleep(0.05)
+
+
+async def test_the_agents_turns_receive_the_translated_text() -> None:
+    spanish, english = lines("sample.es.txt"), lines("sample.txt")
+    translator = ScriptTranslator(spanish, source_lines=english)
+    async with Emulator(api_key=API_KEY, translator=translator) as emu:
+        tstt = openai_rt.TranslationSTT(
+            target_language="es",
+            source_transcription="gpt-realtime-whisper",
+            api_key=API_KEY,
+            base_url=emu.base_url,
+        )
+        session: AgentSession[None] = AgentSession(
+            stt=tstt,
+            llm=EchoLLM(),
+            tts=SilentTTS(),
+            vad=inference.VAD(),
+            turn_handling={"turn_detection": "vad"},
+            aec_warmup_duration=None,
+            user_away_timeout=None,
+        )
+        session.input.audio = WavInput(SAMPLE_WAV)
+        session.output.audio = FakeOutput()
+        user_turns: list[str] = []
+        replies: list[str] = []
+        finals: list[UserInputTranscribedEvent] = []
+        errors: list[ErrorEvent] = []
+
+        @session.on("user_input_transcribed")
+        def _on_transcribed(ev: UserInputTranscribedEvent) -> None:
+            if ev.is_final:
+                finals.append(ev)
+
+        @session.on("conversation_item_added")
+        def _on_item(ev: ConversationItemAddedEvent) -> None:
+            if isinstance(ev.item, llm.ChatMessage):
+                target = user_turns if ev.item.role == "user" else replies
+                target.append(ev.item.text_content or "")
+
+        @session.on("error")
+        def _on_error(ev: ErrorEvent) -> None:
+            errors.append(ev)
+
+        await session.start(Agent(instructions="Repeat what the user says."))
+        try:
+            await wait_until(
+                lambda: len(user_turns) >= 3 and len(replies) >= 3,
+                TURNS_TIMEOUT,
+                lambda: f"three user turns and replies (got {user_turns!r}, {replies!r})",
+            )
+            turns, said = list(user_turns), list(replies)
+            usage = [u for u in session.usage.model_usage if isinstance(u, STTModelUsage)]
+            received = sum(s.appended_bytes for s in emu.sessions) / BYTES_PER_SECOND
+        finally:
+            await session.aclose()
+            await tstt.aclose()
+
+    assert [t.strip() for t in turns] == spanish
+    assert [r.strip() for r in said] == [f"you said: {line}" for line in spanish]
+    assert [ev.language for ev in finals[:3]] == ["es"] * 3
+    assert not errors, [e.error for e in errors]
+    # one translation session; usage is the audio sent, billed as the finals came
+    assert len(emu.sessions) == 1
+    assert len(usage) == 1 and usage[0].model == "gpt-realtime-translate"
+    assert 13.4 < usage[0].audio_duration <= received + 1e-6

@@ -1,9 +1,9 @@
 """Developer sessions. Each installs what it needs into its own virtualenv under ``.nox/``.
 
 ``nox -s demo`` (``nox -s demo -- --translate es``: live translation), ``nox -s tests``,
-``nox -s lint``, ``nox -s typecheck``, ``nox -s package``, ``nox -s pythons``, ``nox -s bench``;
-``nox -s example -- examples/<name>.py [args]`` runs an example, ``nox -s emulator -- --port 8765``
-the emulator. ``nox -l`` lists them.
+``nox -s lint``, ``nox -s typecheck``, ``nox -s package``, ``nox -s pythons``, ``nox -s bench``,
+``nox -s load``; ``nox -s example -- examples/<name>.py [args]`` runs an example,
+``nox -s emulator -- --port 8765`` the emulator. ``nox -l`` lists them.
 """
 
 from __future__ import annotations
@@ -157,3 +157,12 @@ def bench(session: nox.Session) -> None:
     table and writes bench-results.json (``-- --quick`` for a smoke run, ``-- --help``)."""
     session.install("-e", PACKAGE, "livekit-plugins-openai==1.8.9")
     session.run("python", "bench/run.py", *session.posargs)
+
+
+@nox.session
+def load(session: nox.Session) -> None:
+    """300 streams of 20 s at the audio clock against the emulator, with random drops: every
+    stream ends with exactly its finals or one loud non-retryable error, and no file descriptor
+    or task is left (``-- --help`` for the sizes)."""
+    session.install("-e", PACKAGE)
+    session.run("python", "bench/load.py", *session.posargs)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import random
 import signal
 import time
 import zlib
@@ -25,7 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
-from livekit.plugins.openai_rt.testing import Emulator
+from livekit.plugins.openai_rt.testing import Emulator, FaultPlan, RandomDrop
 
 DELTA = "conversation.item.input_audio_transcription.delta"
 COMPLETED = "conversation.item.input_audio_transcription.completed"
@@ -44,15 +45,31 @@ class Control:
 
     async def start(self, request: web.Request) -> web.Response:
         """Replace the emulator by a fresh one (``?gateway=1`` for the incumbent's ``?model=``;
+        ``?drops=share,pool,min_bytes,max_bytes,seed``: that share of the first ``pool``
+        connections, chosen at random, drop after a random count of audio bytes;
         ``completed_delay`` and ``handshake_delay``, seconds, when a run sets them)."""
         await self._stop()
         gateway = request.query.get("gateway", "0") == "1"
+        faults = FaultPlan()
+        if "drops" in request.query:
+            share, pool, low, high, seed = request.query["drops"].split(",")
+            chosen = random.Random(int(seed)).sample(
+                range(int(pool)), int(float(share) * int(pool))
+            )
+            faults.drop_at_random = RandomDrop(int(seed), int(low), int(high), set(chosen))
         delays = {
             name: float(request.query[name])
             for name in ("completed_delay", "handshake_delay")
             if name in request.query
         }
-        emu = Emulator(host=self.host, port=0, gateway_mode=gateway, record_events=True, **delays)
+        emu = Emulator(
+            host=self.host,
+            port=0,
+            gateway_mode=gateway,
+            record_events=True,
+            faults=faults,
+            **delays,
+        )
         await emu.start()
         self.emu = emu
         self.cpu0 = time.process_time()

@@ -178,13 +178,15 @@ MakeSTT = Callable[..., openai_rt.STT]
 
 @pytest.fixture
 async def make_stt() -> AsyncIterator[MakeSTT]:
-    """``make_stt(emu, **options)``: an STT with the test key pointed at ``emu``; every STT
-    made is closed when the test ends."""
+    """``make_stt(emu, **options)``: an STT with the test key pointed at ``emu`` (or at the
+    ``base_url`` given, e.g. a proxy in front of it); every STT made is closed when the test
+    ends."""
     made: list[openai_rt.STT] = []
 
     def factory(emu: Emulator, **options: Any) -> openai_rt.STT:
         options.setdefault("api_key", KEY)
-        stt_ = openai_rt.STT(base_url=emu.base_url, **options)
+        options.setdefault("base_url", emu.base_url)
+        stt_ = openai_rt.STT(**options)
         made.append(stt_)
         return stt_
 

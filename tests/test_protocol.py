@@ -113,6 +113,13 @@ def test_unusable_base_urls_are_refused(base_url: str, message: str) -> None:
     assert "secret" not in str(info.value)
 
 
+@pytest.mark.parametrize("base_url", ["ftp://gw/v1?key=SECRET", "https://gw/v1?key=SECRET\n"])
+def test_a_refused_base_url_never_repeats_its_query(base_url: str) -> None:
+    with pytest.raises(ValueError) as info:
+        p.realtime_url(base_url, model="m", model_in_url=False)
+    assert "SECRET" not in str(info.value)
+
+
 def test_a_key_with_a_newline_is_refused_without_repeating_it() -> None:
     with pytest.raises(ValueError, match="control characters") as info:
         p.check_api_key("sk-abc123\n")

@@ -270,3 +270,20 @@ def test_a_prewarmed_sessions_lifetime_counts_from_when_it_opened() -> None:
     assert h.session.ending is None
     h.tick(2.0)  # 91 s after it opened: 10 s before it expires
     assert isinstance(h.session.ending, r.RollOver)
+
+
+def test_a_vad_that_does_not_say_where_it_is_falls_back_to_commits_at_the_flush() -> None:
+    # a VAD whose events carry no audio position (timestamp 0, or a wall clock)
+    for bogus in (0, 10**12):
+        h = Harness(local_vad=True, skip_silence=True)
+        h.open()
+        h.session.audio(pcm(9_600, 1))
+        assert h.flush_socket() == []  # held until the VAD says anything
+        assert not h.session.vad_progress(bogus)
+        h.flush_socket()
+        assert h.appended() == pcm(9_600, 1)  # nothing held back any more
+        h.session.set_speaking(True)
+        h.session.audio(pcm(4_800, 2))
+        assert h.session.flush()  # its end of speech: everything so far, never cleared
+        h.flush_socket()
+        assert segments_of(h) == [pcm(9_600, 1) + pcm(4_800, 2)]

@@ -56,7 +56,7 @@ def validate_out_events(emu: Emulator) -> int:
     for logged in emu.events:
         if logged.direction != "out":
             continue
-        if logged.event["type"] in ("<malformed>", UNKNOWN_EVENT_TYPE):
+        if logged.event["type"] in ("<malformed>", "<binary>", UNKNOWN_EVENT_TYPE):
             continue
         validate_event(logged.event)
         n += 1

@@ -1,5 +1,6 @@
 """Fault injection: refused handshakes, drops, close frames, injected errors, stalls, failed and
-reordered items, junk frames (``FaultPlan``)."""
+reordered items, junk frames, a late or missing ``session.updated``, binary frames, phantom
+deltas (``FaultPlan``)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from livekit.plugins.openai_rt.testing import (
     SendError,
     Stall,
 )
+from livekit.plugins.openai_rt.testing.faults import DelaySessionUpdated, SendBinary
 from tests.emulator.helpers import AUTH, BPMS, MakeEmu, connect, noise
 
 
@@ -46,7 +48,8 @@ async def test_refuse_handshake(make_emu: MakeEmu) -> None:
         emu.faults.refuse_handshake = RefuseHandshake(403, connections={5})  # not this one
         async with connect(emu):
             pass
-    assert emu.handshakes == 5
+    assert emu.handshakes == len(emu.handshake_times) == 5
+    assert emu.handshake_times == sorted(emu.handshake_times)
     assert len(emu.sessions) == 2
 
 
@@ -214,3 +217,55 @@ async def test_malformed_and_unknown_events_once(make_emu: MakeEmu) -> None:
         await c.send({"type": "input_audio_buffer.clear"})
         assert (await c.recv())["type"] == "input_audio_buffer.cleared"  # once only
     assert sum(e.event["type"] == "<malformed>" for e in emu.events) == 1
+
+
+async def test_delay_session_updated_holds_it_and_what_follows_but_answers_pings(
+    make_emu: MakeEmu,
+) -> None:
+    emu = await make_emu(faults=FaultPlan(delay_session_updated=DelaySessionUpdated(0.3)))
+    async with connect(emu) as c:
+        t0 = time.monotonic()
+        await c.update({"transcription": {"model": "gpt-realtime-whisper"}, "turn_detection": None})
+        await c.update({"transcription": {"model": "gpt-realtime-whisper", "language": "fr"}})
+        await c.ws.ping()  # answered while session.updated waits
+        first = await c.until("session.updated")
+        assert time.monotonic() - t0 >= 0.3
+        second = await c.until("session.updated", timeout=0.2)  # the next one is not held
+        assert "language" not in first["session"]["audio"]["input"]["transcription"]
+        assert second["session"]["audio"]["input"]["transcription"]["language"] == "fr"
+    emu.faults.delay_session_updated = DelaySessionUpdated(None, connections={1})
+    async with connect(emu) as c:
+        await c.update({"transcription": {"model": "gpt-realtime-whisper"}, "turn_detection": None})
+        with pytest.raises(asyncio.TimeoutError):
+            await c.until("session.updated", timeout=0.3)
+        assert emu.sessions[1].transcription_model == "gpt-realtime-whisper"  # applied
+
+
+async def test_send_binary_once_per_connection(make_emu: MakeEmu) -> None:
+    emu = await make_emu(
+        faults=FaultPlan(send_binary=SendBinary(size=1000, after_bytes=100 * BPMS))
+    )
+    async with connect(emu) as c:
+        await c.configure("gpt-realtime-whisper")
+        await c.append(noise(300))
+        msg = await c.ws.receive(timeout=2.0)
+        while msg.type == aiohttp.WSMsgType.TEXT:  # the deltas streamed meanwhile
+            msg = await c.ws.receive(timeout=2.0)
+        assert msg.type == aiohttp.WSMsgType.BINARY and msg.data == bytes(1000)
+        await c.send({"type": "input_audio_buffer.commit"})
+        await c.until("conversation.item.input_audio_transcription.completed")
+    assert [e.event for e in emu.events if e.event["type"] == "<binary>"] == [
+        {"type": "<binary>", "bytes": 1000}
+    ]
+
+
+async def test_stray_deltas_name_items_never_committed(make_emu: MakeEmu) -> None:
+    emu = await make_emu(faults=FaultPlan(stray_deltas=True))
+    async with connect(emu) as c:
+        await c.configure("gpt-4o-mini-transcribe")
+        await c.append(noise(300))
+        await c.send({"type": "input_audio_buffer.commit"})
+        await c.until("conversation.item.input_audio_transcription.completed")
+        stray = await c.until("conversation.item.input_audio_transcription.delta")
+    assert stray["item_id"] not in {item.item_id for item in emu.committed_items()}
+    assert stray["delta"] == "phantom"

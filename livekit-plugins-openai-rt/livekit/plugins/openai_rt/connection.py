@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from dataclasses import dataclass
 from typing import Any, cast
 
 import aiohttp
 
-from .protocol import redact_url
+from .protocol import clip, redact_url
 
 CLOSE_TIMEOUT = 1.0
 """Seconds to wait for the server's close frame after ours (a dead server never sends it)."""
@@ -85,6 +86,7 @@ class Connection:
 
     def __init__(self, ws: aiohttp.ClientWebSocketResponse, url: str) -> None:
         self._ws = ws
+        self._sock: Any = ws.get_extra_info("socket")  # the TCP socket (under TLS too)
         self.url = url
         """The URL it was opened on (with the query: do not log it; see ``redact_url``)."""
 
@@ -175,10 +177,25 @@ class Connection:
         return self._ws.closed
 
     async def close(self) -> None:
-        """Close the socket (waiting at most ``CLOSE_TIMEOUT`` for the server's close frame)."""
-        if not self._ws.closed:
-            with contextlib.suppress(Exception):
-                await self._ws.close()
+        """Close the socket: a close frame, at most ``CLOSE_TIMEOUT`` for the server's, then the
+        TCP socket is shut down.
+
+        A server that stopped reading leaves our unsent bytes in the transport. aiohttp's close
+        then waits for them forever (a plain-TCP transport closes only once its buffer is
+        flushed), and so does a send blocked on them: the stream's writer would never come
+        back. Shutting the socket down fails them at once and frees the file descriptor.
+        """
+        try:
+            if not self._ws.closed:
+                closing = asyncio.ensure_future(_quiet_close(self._ws))
+                _closing.add(closing)  # it may outlive this call: kept referenced until done
+                closing.add_done_callback(_closing.discard)
+                await asyncio.wait({closing}, timeout=2 * CLOSE_TIMEOUT)
+        finally:
+            if self._sock is not None:
+                # OSError: already closed; TypeError: uvloop's transport sockets refuse it
+                with contextlib.suppress(OSError, TypeError):
+                    self._sock.shutdown(socket.SHUT_RDWR)
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -197,14 +214,12 @@ def _retry_after(headers: Any) -> float | None:
     return min(seconds, RETRY_AFTER_MAX_SECONDS)
 
 
-def _describe(obj: object, limit: int = 200) -> str:
-    """A bounded description of an exception or payload for a log line (a server can send
-    megabytes)."""
-    text = repr(obj)
-    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} chars)"
+def _describe(obj: object) -> str:
+    """A bounded description of an exception or payload (a server can send megabytes)."""
+    return clip(repr(obj))
 
 
-_closing: set[asyncio.Future[Any]] = set()  # orphan closes in progress (kept referenced)
+_closing: set[asyncio.Future[Any]] = set()  # closes in progress (kept referenced)
 
 
 def _close_orphan(task: asyncio.Future[Any]) -> None:
@@ -217,6 +232,7 @@ def _close_orphan(task: asyncio.Future[Any]) -> None:
 
 
 async def _quiet_close(ws: aiohttp.ClientWebSocketResponse) -> None:
-    """Close an orphan socket; a failure to close one nobody uses is of no consequence."""
+    """Close a socket whose close nobody can act on: a failure to close it is of no
+    consequence (it is shut down or orphaned)."""
     with contextlib.suppress(Exception):
         await ws.close()

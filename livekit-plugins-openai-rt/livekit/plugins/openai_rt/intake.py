@@ -102,13 +102,17 @@ class Intake:
         self._sender.hold = None
         self.commit_tail()
 
-    def vad_progress(self, pos: int, *, input_ended: bool) -> list[CloseResult]:
-        """The VAD judged the audio up to ``pos``; returns what the flushes that waited for it
-        did."""
+    def vad_progress(self, pos: int, *, input_ended: bool) -> tuple[bool, list[CloseResult]]:
+        """The VAD judged the audio up to ``pos``; returns whether ``pos`` is a position in the
+        audio, and what the flushes that waited for it did. A VAD that does not say where it
+        is in the audio (no audio judged, or past what was appended: a wall clock) is treated
+        as lost: nothing is held back for it, and nothing is cleared on its word."""
+        if not 0 < pos <= self._appended:
+            return False, self.vad_lost()
         self.speech.vad_progress(pos)
         if not input_ended:
             self._sender.hold = self.speech.vad_seen
-        return self._flush_judged()
+        return True, self._flush_judged()
 
     def vad_lost(self) -> list[CloseResult]:
         """The VAD stopped: no hold, every later byte may be speech; the waiting flushes go."""

@@ -119,6 +119,20 @@ TurnDetection = Mapping[str, Any]
 
 TURN_DETECTION_TYPES = ("server_vad", "semantic_vad")
 
+MAX_SERVER_TEXT = 200
+"""Longest server-provided text (an error message, a parse error) kept for log lines and
+exceptions: a server can send megabytes."""
+
+MAX_SERVER_NAME = 64
+"""Longest server-provided name (a session id, an error code, type or param) kept for log lines
+and exceptions (OpenAI's are under 40 characters)."""
+
+
+def clip(text: str, limit: int = MAX_SERVER_TEXT) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was: the one place server text
+    is bounded before it reaches a log line or an exception."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} chars)"
+
 
 # --------------------------------------------------------------------------------------------
 # the upgrade request
@@ -151,12 +165,14 @@ def realtime_url(base_url: str, *, model: str, model_in_url: bool) -> str:
 def _checked_url(url: str, name: str, example: str) -> SplitResult:
     """``url`` split, or ``ValueError`` naming the option ``name`` when it is not an
     http(s)/ws(s) URL with a host, carries credentials (``user:pass@``) or control characters."""
+    # the messages show the URL without its query: a gateway key may ride there
+    shown = clip(redact_url(url))
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
-        raise ValueError(f"{name} contains control characters: {url!r}")
+        raise ValueError(f"{name} contains control characters: {shown!r}")
     parts = urlsplit(url.strip())
     if _WS_SCHEMES.get(parts.scheme.lower()) is None or not parts.hostname:
         raise ValueError(
-            f"{name} must be an http(s):// or ws(s):// URL such as '{example}', got {url!r}"
+            f"{name} must be an http(s):// or ws(s):// URL such as '{example}', got {shown!r}"
         )
     if parts.username is not None or parts.password is not None:
         raise ValueError(
@@ -480,97 +496,151 @@ _IGNORED_TYPES = frozenset(
 
 
 def parse_server_event(raw: str | bytes) -> ServerEvent:
-    """Parse one server text frame into a typed record. Never raises."""
+    """Parse one server text frame into a typed record. Never raises.
+
+    Fields of the wrong type make the event :class:`Malformed` (a dict where an id belongs
+    would break the bookkeeping later), and server text that only reaches log lines and
+    exceptions (ids, codes, messages, the parse error itself) is cut with :func:`clip`.
+    """
     try:
         ev = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
-        return Malformed(f"not JSON: {e}")
+        return Malformed(clip(f"not JSON: {e}"))
     if not isinstance(ev, dict) or not isinstance(ev.get("type"), str):
         return Malformed("not an object with a string 'type'")
     try:
         return _parse_dict(ev)
-    except (KeyError, TypeError, ValueError) as e:
-        return Malformed(f"bad {ev['type']!r} event: {e!r}")
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        return Malformed(clip(f"bad {clip(ev['type'], MAX_SERVER_NAME)!r} event: {e!r}"))
 
 
 def _parse_dict(ev: dict[str, Any]) -> ServerEvent:
     t: str = ev["type"]
     if t == "conversation.item.input_audio_transcription.delta":
         return TranscriptDelta(
-            item_id=ev.get("item_id") or "",
-            delta=ev.get("delta") or "",
+            item_id=_str(ev.get("item_id")) or "",
+            delta=_str(ev.get("delta")) or "",
             logprobs=_logprobs(ev.get("logprobs")),
         )
     if t == "conversation.item.input_audio_transcription.completed":
-        languages = ev.get("languages") or []
-        language = languages[0].get("code") if languages else None
         return TranscriptCompleted(
-            item_id=ev["item_id"],
-            transcript=ev.get("transcript") or "",
+            item_id=_required_str(ev, "item_id"),
+            transcript=_str(ev.get("transcript")) or "",
             usage=_usage(ev.get("usage")),
             logprobs=_logprobs(ev.get("logprobs")),
-            language=language or None,
+            language=_language(ev.get("languages")),
         )
     if t == "input_audio_buffer.committed":
-        return Committed(item_id=ev["item_id"], previous_item_id=ev.get("previous_item_id"))
+        return Committed(
+            item_id=_required_str(ev, "item_id"), previous_item_id=_str(ev.get("previous_item_id"))
+        )
     if t == "input_audio_buffer.speech_started":
-        return SpeechStarted(item_id=ev.get("item_id") or "", audio_start_ms=ev["audio_start_ms"])
+        return SpeechStarted(
+            item_id=_str(ev.get("item_id")) or "", audio_start_ms=_ms(ev["audio_start_ms"])
+        )
     if t == "input_audio_buffer.speech_stopped":
-        return SpeechStopped(item_id=ev.get("item_id") or "", audio_end_ms=ev["audio_end_ms"])
+        return SpeechStopped(
+            item_id=_str(ev.get("item_id")) or "", audio_end_ms=_ms(ev["audio_end_ms"])
+        )
     if t == "error":
         return _error(ev.get("error"))
     if t == "conversation.item.input_audio_transcription.failed":
-        return TranscriptFailed(item_id=ev["item_id"], error=_error(ev.get("error")))
+        return TranscriptFailed(item_id=_required_str(ev, "item_id"), error=_error(ev.get("error")))
     if t == "session.created":
         session = ev.get("session") or {}
         expires = session.get("expires_at")
         return SessionCreated(
-            session_id=session.get("id") or "",
+            session_id=_name(session.get("id")) or "",
             expires_at=float(expires) if isinstance(expires, (int, float)) else None,
         )
     if t == "session.updated":
         session = ev.get("session") or {}
-        return SessionUpdated(session_id=session.get("id") or "", session=session)
+        return SessionUpdated(session_id=_name(session.get("id")) or "", session=session)
     if t == "input_audio_buffer.cleared":
         return Cleared()
     if t in _IGNORED_TYPES:
         return Ignored(t)
-    return Unknown(t)
+    return Unknown(clip(t, MAX_SERVER_NAME))
+
+
+def _str(value: Any) -> str | None:
+    """A string field, or None when absent; TypeError (a malformed event) for anything else."""
+    if value is None or isinstance(value, str):
+        return value
+    raise TypeError(f"expected a string, got {type(value).__name__}")
+
+
+def _required_str(ev: dict[str, Any], key: str) -> str:
+    value = _str(ev[key])
+    if value is None:
+        raise TypeError(f"{key} is null")
+    return value
+
+
+def _name(value: Any) -> str | None:
+    """A name that only reaches log lines (session id, error code, type, param): cut short."""
+    text = _str(value)
+    return None if text is None else clip(text, MAX_SERVER_NAME)
+
+
+def _ms(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected an integer number of ms, got {type(value).__name__}")
+    return value
 
 
 def _error(err: Any) -> ServerError:
     if not isinstance(err, dict):
-        return ServerError(code=None, type=None, message=str(err))
+        return ServerError(code=None, type=None, message=clip(str(err)))
     return ServerError(
-        code=err.get("code"),
-        type=err.get("type"),
-        message=str(err.get("message") or ""),
-        param=err.get("param"),
-        event_id=err.get("event_id"),
+        code=_name(err.get("code")),
+        type=_name(err.get("type")),
+        message=clip(str(err.get("message") or "")),
+        param=_name(err.get("param")),
+        event_id=_name(err.get("event_id")),
     )
 
 
 def _usage(usage: Any) -> Usage | None:
+    """The usage, or None when absent or unreadable (a bad figure must not cost the
+    transcript)."""
     if not isinstance(usage, dict):
         return None
-    if usage.get("type") == "duration":
-        return Usage(kind="duration", seconds=float(usage.get("seconds") or 0.0))
-    if usage.get("type") == "tokens":
-        details = usage.get("input_token_details") or {}
-        return Usage(
-            kind="tokens",
-            input_tokens=int(usage.get("input_tokens") or 0),
-            output_tokens=int(usage.get("output_tokens") or 0),
-            audio_tokens=int(details.get("audio_tokens") or 0),
-            text_tokens=int(details.get("text_tokens") or 0),
-        )
+    try:
+        if usage.get("type") == "duration":
+            seconds = float(usage.get("seconds") or 0.0)
+            return Usage(kind="duration", seconds=seconds) if math.isfinite(seconds) else None
+        if usage.get("type") == "tokens":
+            details = usage.get("input_token_details") or {}
+            return Usage(
+                kind="tokens",
+                input_tokens=int(usage.get("input_tokens") or 0),
+                output_tokens=int(usage.get("output_tokens") or 0),
+                audio_tokens=int(details.get("audio_tokens") or 0),
+                text_tokens=int(details.get("text_tokens") or 0),
+            )
+    except (TypeError, ValueError, AttributeError, OverflowError):
+        return None
     return None
 
 
 def _logprobs(lp: Any) -> list[float] | None:
+    """Logprobs, or None when absent or unreadable (they only feed the confidence)."""
     if not isinstance(lp, list) or not lp:
         return None
-    return [float(p["logprob"]) for p in lp if isinstance(p, dict) and "logprob" in p]
+    try:
+        values = [float(p["logprob"]) for p in lp if isinstance(p, dict) and "logprob" in p]
+    except (TypeError, ValueError):
+        return None
+    return [v for v in values if math.isfinite(v)] or None
+
+
+def _language(languages: Any) -> str | None:
+    """The first detected language code (gpt-transcribe), or None when absent or unreadable."""
+    if not isinstance(languages, list) or not languages or not isinstance(languages[0], dict):
+        return None
+    code = languages[0].get("code")
+    return code if isinstance(code, str) and code else None
 
 
 def confidence(logprobs: Sequence[float] | None) -> float:

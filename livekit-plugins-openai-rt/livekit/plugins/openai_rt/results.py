@@ -159,7 +159,7 @@ class Results:
             logger.warning(
                 "transcription failed for one item (%s); the stream goes on",
                 ev.error.message,
-                extra={"item_id": ev.item_id, "code": ev.error.code},
+                extra={"item_id": p.clip(ev.item_id, p.MAX_SERVER_NAME), "code": ev.error.code},
             )
         self.release()
         return True

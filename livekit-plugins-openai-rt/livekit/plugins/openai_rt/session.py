@@ -236,10 +236,14 @@ class TranscriptionSession:
         self.speaking = speaking
         self._intake.speech.set_speaking(speaking)
 
-    def vad_progress(self, pos: int) -> None:
+    def vad_progress(self, pos: int) -> bool:
         """The stream's VAD has judged the audio up to stream position ``pos``: it may go out
-        (later audio is held back, so a later end of speech can still cut there)."""
-        self._answer_flushes(self._intake.vad_progress(pos, input_ended=self.input_ended))
+        (later audio is held back, so a later end of speech can still cut there). False when
+        ``pos`` is not a position in the audio (a VAD that does not report one): the VAD is then
+        treated as lost (see :meth:`vad_lost`), and its ends of speech commit all audio so far."""
+        positioned, flushes = self._intake.vad_progress(pos, input_ended=self.input_ended)
+        self._answer_flushes(flushes)
+        return positioned
 
     def vad_lost(self) -> None:
         """The stream's VAD stopped: nothing is held back any more, and every later byte may

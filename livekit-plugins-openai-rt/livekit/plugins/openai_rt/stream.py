@@ -169,13 +169,13 @@ class SpeechStream(stt.RecognizeStream):
             if self._task_error is None:
                 raise
             raise APIError(
-                f"openai_rt internal error: {self._task_error!r}", retryable=False
+                f"openai_rt internal error: {p.clip(repr(self._task_error))}", retryable=False
             ) from None
         except APIError:
             raise
         except Exception as e:
             logger.exception("openai_rt stream failed unexpectedly", extra=self._extra())
-            raise APIError(f"openai_rt internal error: {e!r}", retryable=False) from e
+            raise APIError(f"openai_rt internal error: {p.clip(repr(e))}", retryable=False) from e
         finally:
             if self._sessions_task is not None and not self._sessions_task.done():
                 self._sessions_task.cancel()
@@ -456,8 +456,11 @@ class SpeechStream(stt.RecognizeStream):
         not judged yet."""
         session = self._session
         fmt = session.format
+        positioned = True  # the VAD's events say where in the audio they are
         async for ev in vad_stream:
-            session.vad_progress(fmt.position(ev.timestamp))
+            pos = fmt.position(ev.timestamp)
+            if positioned:
+                positioned = session.vad_progress(pos)
             if ev.type == vad_mod.VADEventType.START_OF_SPEECH and not session.speaking:
                 session.set_speaking(True)
                 self._emit(
@@ -470,7 +473,7 @@ class SpeechStream(stt.RecognizeStream):
                     stt.SpeechEventType.END_OF_SPEECH,
                     speech_end_time=time.time() - ev.silence_duration,
                 )
-                session.flush(at=fmt.position(ev.timestamp))
+                session.flush(at=pos if positioned else None)
             self._drain()
 
     async def _timers(self) -> None:

@@ -24,9 +24,11 @@ __all__ = [
     "MALFORMED_FRAME",
     "UNKNOWN_EVENT_TYPE",
     "CloseWith",
+    "DelaySessionUpdated",
     "FaultPlan",
     "RandomDrop",
     "RefuseHandshake",
+    "SendBinary",
     "SendError",
     "Stall",
     "default_handshake_error_body",
@@ -173,6 +175,35 @@ class Stall:
 
 
 @dataclass
+class DelaySessionUpdated:
+    """Hold the connection's first ``session.updated`` for ``seconds`` (None: never send it).
+
+    The session is configured at once (a second ``session.update`` meanwhile is applied in
+    order); only the answer waits, and every event queued after it waits too, so the order of
+    events is kept. Pings are still answered: a server that is up but slow (or stuck) finishing
+    the set-up, where the real one answers at once (docs/protocol.md §7 B.10).
+    """
+
+    seconds: float | None = None
+    connections: set[int] | None = None
+
+
+@dataclass
+class SendBinary:
+    """Send one binary frame of ``size`` zero bytes once a trigger is reached.
+
+    The protocol has no binary frames (JSON text events only, docs/protocol.md §3.2 [V]); a
+    client must survive one (a proxy's or a broken server's) without logging its payload.
+    Give ``after_seconds`` or ``after_bytes`` (the first reached fires; neither means at once).
+    """
+
+    size: int
+    after_seconds: float | None = None
+    after_bytes: int | None = None
+    connections: set[int] | None = None
+
+
+@dataclass
 class FaultPlan:
     """Which faults the emulator injects. Every field defaults to "no fault".
 
@@ -190,6 +221,8 @@ class FaultPlan:
         close_with: send a close frame with a chosen code (:class:`CloseWith`).
         send_error: inject an ``error`` event, optionally followed by a close (:class:`SendError`).
         stall: go half-open (:class:`Stall`).
+        delay_session_updated: answer the set-up late, or never (:class:`DelaySessionUpdated`).
+        send_binary: send a binary frame (:class:`SendBinary`).
         fail_items: the committed item(s) with these 0-based indices, counted per emulator over all
             sessions in commit order, get ``conversation.item.input_audio_transcription.failed``
             (docs/protocol.md §4.1.7) instead of deltas and ``completed``.
@@ -202,6 +235,9 @@ class FaultPlan:
         unknown_event_after_bytes: once per connection, after this many audio bytes, send an event
             of type :data:`UNKNOWN_EVENT_TYPE` (clients must ignore unknown events,
             docs/protocol.md §4).
+        stray_deltas: after each item's completion group, send a transcript delta for an item
+            id the session never commits (a phantom item; which id pre-commit deltas carry is
+            unverified, docs/protocol.md §4.3 [I]).
         connections: which connections the per-connection scalars above apply to.
         committed_after_completed: send each item's ``input_audio_buffer.committed`` right after
             its ``completed`` (or ``failed``) instead of before it: an order the service has not
@@ -219,11 +255,14 @@ class FaultPlan:
     close_with: CloseWith | None = None
     send_error: SendError | None = None
     stall: Stall | None = None
+    delay_session_updated: DelaySessionUpdated | None = None
+    send_binary: SendBinary | None = None
     fail_items: int | set[int] | None = None
     reorder_completed: bool = False
     reorder_hold_seconds: float = 1.0
     malformed_json_after_bytes: int | None = None
     unknown_event_after_bytes: int | None = None
+    stray_deltas: bool = False
     connections: set[int] | None = None
     committed_after_completed: bool = False
     null_error_event_ids: bool = False
@@ -250,6 +289,7 @@ class FaultPlan:
             and self.close_with is None
             and self.send_error is None
             and self.stall is None
+            and self.send_binary is None
             and self.malformed_json_after_bytes is None
             and self.unknown_event_after_bytes is None
         )
@@ -257,13 +297,14 @@ class FaultPlan:
     def has_timed_rules(self) -> bool:
         """Whether any rule may fire on time (so the emulator must keep checking connections).
 
-        ``close_with``, ``send_error`` and ``stall`` without any trigger fire at once, so they
-        count as timed too.
+        ``close_with``, ``send_error``, ``send_binary`` and ``stall`` without any trigger fire at
+        once, so they count as timed too.
         """
         return (
             self.drop_after_seconds is not None
             or self.close_with is not None
             or self.send_error is not None
+            or self.send_binary is not None
             or self.stall is not None
         )
 

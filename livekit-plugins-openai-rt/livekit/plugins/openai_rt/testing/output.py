@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .audio import new_id
 from .outbox import Outbox, Timed
 from .records import EmulatedItem
 from .rules import AUDIO_FORMATS, INCLUDE_LOGPROBS, ModelRules
@@ -365,6 +366,9 @@ class TranscriptOutput:
             final = final + held
         for event in final:
             self._outbox.emit(event)
+        if faults.stray_deltas and not failed:
+            # a delta for an item id this session never commits (the fault plan's phantom item)
+            self._outbox.emit(delta_event(new_id("item_"), "phantom", False))
 
     def _flush_held(self, now: float) -> None:
         # The held completion had no follower within reorder_hold_seconds: send it alone.

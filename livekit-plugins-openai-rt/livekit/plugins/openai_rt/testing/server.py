@@ -25,8 +25,12 @@ from .audio import b64_len
 from .faults import (
     MALFORMED_FRAME,
     UNKNOWN_EVENT_TYPE,
+    CloseWith,
     FaultPlan,
     RandomDrop,
+    SendBinary,
+    SendError,
+    Stall,
     default_handshake_error_body,
     deviate,
 )
@@ -43,12 +47,22 @@ __all__ = ["Emulator"]
 
 T = TypeVar("T")
 
+OnceRule = Stall | SendError | SendBinary | CloseWith
+"""The fault rules that fire once per connection when their trigger is reached."""
+
 
 @dataclass
 class _RawFrame:
     """A text frame sent as is (the fault plan's malformed frame)."""
 
     text: str
+
+
+@dataclass
+class _BinaryFrame:
+    """A binary frame of ``size`` zero bytes (the fault plan's ``send_binary``)."""
+
+    size: int
 
 
 _Session = ServerSession | TranslationServerSession
@@ -70,7 +84,7 @@ class _Conn:
         self.request = request
         self.ws = ws
         self.t0 = loop.time()
-        self.out: asyncio.Queue[Outgoing | _RawFrame] = asyncio.Queue()
+        self.out: asyncio.Queue[Outgoing | _RawFrame | _BinaryFrame] = asyncio.Queue()
         self.writer: asyncio.Task[None] | None = None
         # The one timer that calls session.poll at session.next_deadline().
         self.timer: asyncio.TimerHandle | None = None
@@ -142,6 +156,7 @@ class Emulator:
         events: every event in and out, all sessions, in order (:class:`LoggedEvent`); ``out``
             events are logged when actually written to the socket.
         handshakes: upgrade attempts seen, including refused ones.
+        handshake_times: ``time.monotonic()`` of each upgrade attempt, in order.
         faults: the :class:`FaultPlan` in force, read live: tests may change it between phases.
         port: the bound port once started.
     """
@@ -192,6 +207,7 @@ class Emulator:
         self.sessions: list[EmulatedSession] = []
         self.events: list[LoggedEvent] = []
         self.handshakes = 0
+        self.handshake_times: list[float] = []
         self._committed: list[EmulatedItem] = []
         self._live: dict[str, _Conn] = {}
         self._runner: web.AppRunner | None = None
@@ -306,6 +322,7 @@ class Emulator:
         """Upgrade ``request`` (or refuse it, as the fault plan and authentication decide) and
         serve its websocket with the session ``make_session`` creates."""
         self.handshakes += 1
+        self.handshake_times.append(time.monotonic())
         index = len(self.sessions)
 
         refusal = self.faults.refuse_handshake
@@ -475,6 +492,8 @@ class Emulator:
                 item = await conn.out.get()
                 if conn.answer_stalled:
                     await never.wait()  # half-open: nothing is ever sent again
+                if isinstance(item, dict) and item["type"] == "session.updated":
+                    await self._delay_session_updated(conn, never)
                 if isinstance(item, Close):
                     conn.close_in_progress = True
                     record.close_code = item.code
@@ -485,12 +504,29 @@ class Emulator:
                     await ws.send_str(item.text)
                     self._log_out(conn, {"type": "<malformed>", "raw": item.text[:200]})
                     continue
+                if isinstance(item, _BinaryFrame):
+                    await ws.send_bytes(bytes(item.size))
+                    self._log_out(conn, {"type": "<binary>", "bytes": item.size})
+                    continue
                 for event in deviate(self.faults, conn.held_committed, item):
                     await ws.send_str(json.dumps(event, separators=(",", ":")))
                     self._log_out(conn, event)
         except (ConnectionError, RuntimeError):
             # The client went away mid-send; the reader sees the end of the connection.
             return
+
+    async def _delay_session_updated(self, conn: _Conn, never: asyncio.Event) -> None:
+        """The fault plan's ``delay_session_updated``: once per connection, hold the writer."""
+        rule = self.faults.delay_session_updated
+        if rule is None or conn.was_fired(rule):
+            return
+        if not self.faults.applies_to(rule.connections, conn.record.index):
+            return
+        conn.fired.append(rule)
+        if rule.seconds is None:
+            await never.wait()
+        else:
+            await asyncio.sleep(rule.seconds)
 
     async def _finish(self, conn: _Conn) -> None:
         """Tear down a connection whose reader has ended."""
@@ -589,46 +625,38 @@ class Emulator:
                 self._drop(conn)
                 return
 
-        def due(after_seconds: float | None, after_bytes: int | None) -> bool:
-            if after_seconds is None and after_bytes is None:
-                return True
-            return (after_seconds is not None and age >= after_seconds) or (
-                after_bytes is not None and nbytes >= after_bytes
-            )
+        def fires(rule: OnceRule | None) -> bool:
+            """A once-per-connection rule for this connection whose trigger is reached (marked
+            fired)."""
+            if rule is None or not plan.applies_to(rule.connections, index):
+                return False
+            if conn.was_fired(rule):
+                return False
+            after_seconds, after_bytes = rule.after_seconds, rule.after_bytes
+            if after_seconds is not None or after_bytes is not None:
+                if not (after_seconds is not None and age >= after_seconds) and not (
+                    after_bytes is not None and nbytes >= after_bytes
+                ):
+                    return False
+            conn.fired.append(rule)
+            return True
 
         stall = plan.stall
-        if (
-            stall is not None
-            and plan.applies_to(stall.connections, index)
-            and not conn.was_fired(stall)
-            and due(stall.after_seconds, stall.after_bytes)
-        ):
-            conn.fired.append(stall)
+        if stall is not None and fires(stall):
             conn.read_stalled = conn.read_stalled or stall.read
             conn.answer_stalled = conn.answer_stalled or stall.answer
-
         err = plan.send_error
-        if (
-            err is not None
-            and plan.applies_to(err.connections, index)
-            and not conn.was_fired(err)
-            and due(err.after_seconds, err.after_bytes)
-        ):
-            conn.fired.append(err)
+        if err is not None and fires(err):
             self._deliver(conn, session.emit_error(ApiError(err.code, err.message, type=err.type)))
             if err.close_code is not None:
                 reason = err.close_reason or f"{err.type}.{err.code}"
                 self._deliver(conn, session.close(err.close_code, reason))
                 return
-
+        binary = plan.send_binary
+        if binary is not None and fires(binary):
+            conn.out.put_nowait(_BinaryFrame(binary.size))
         close = plan.close_with
-        if (
-            close is not None
-            and plan.applies_to(close.connections, index)
-            and not conn.was_fired(close)
-            and due(close.after_seconds, close.after_bytes)
-        ):
-            conn.fired.append(close)
+        if close is not None and fires(close):
             self._deliver(conn, session.close(close.code, close.reason))
 
     def _drop(self, conn: _Conn) -> None:

@@ -17,6 +17,7 @@ from livekit.agents import Plugin
 from .log import logger
 from .models import DEFAULT_MODEL, MODELS, ModelSpec, estimate_cost_usd, model_spec
 from .options import DEFAULT_SERVER_VAD, STTOptions
+from .protocol import AudioFormatName
 from .stream import SpeechStream
 from .stt import STT
 from .translation_stream import TranslationStream
@@ -27,6 +28,7 @@ __all__ = [
     "STT",
     "SpeechStream",
     "STTOptions",
+    "AudioFormatName",
     "TranslationSTT",
     "TranslationStream",
     "TranslationOptions",

@@ -61,6 +61,7 @@ def example(session: nox.Session) -> None:
         session.error(
             "which example? nox -s example -- examples/transcribe_file.py [file.wav] [options]"
             " | examples/voice_agent.py dev | examples/live_interpreter.py dev --target es"
+            " | examples/phone_agent.py dev | examples/room_transcriber.py dev"
         )
     session.install("-e", f"{PACKAGE}[examples]")
     session.run("python", *session.posargs)

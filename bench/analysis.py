@@ -32,6 +32,10 @@ from stats import (
 
 PLUGINS = ("ours/flush", "ours/vad", "incumbent")
 """The compared clients: ours in the AgentSession configuration and with a VAD, the incumbent."""
+VARIANTS = ("ours/pcmu", "ours/cold", "ours/warm")
+"""Ours in the AgentSession configuration, measured for rows of their own: G.711 on the wire
+(set beside ours/flush), and a stream opened as its audio starts without and with
+``STT.prewarm()`` (against an emulator with a realistic handshake and completion delay)."""
 REFERENCES = ("vad alone", "harness", "incumbent/novad")
 """Reference clients (one run per cell, except the VAD alone): what the plugins' figures
 contain besides the plugins."""
@@ -43,7 +47,9 @@ TRANSLATION_FRAME = 9600
 """Translation sessions consume 200 ms frames; segments are cut at frame boundaries."""
 TRANSLATION_LANGUAGE = "es"
 """The target language of the translation streams (``client.TARGET_LANGUAGE``)."""
-ALL_CLIENTS = (*PLUGINS, *REFERENCES, *TRANSLATION)
+ALL_CLIENTS = (*PLUGINS, *VARIANTS, *REFERENCES, *TRANSLATION)
+FLUSH_CONFIGS = ("session", "pcmu", "cold", "warm")
+"""Our STT configurations that commit on ``flush()`` (``client.FLUSH_CONFIGS``)."""
 BEHIND_SECONDS = 1.0
 """A real-time stream is behind if a final comes later than this after the end of speech."""
 TARGETS = {
@@ -228,12 +234,52 @@ def _eos_final(v: StreamView) -> list[float]:
     return [t - e for t, e in zip(ordered, ends, strict=False)]
 
 
+def _flushed_items(v: StreamView) -> list[tuple[float, str]]:
+    """(flush time, item id) of each item a flush committed, in order (flush configurations:
+    the k-th flush commits the k-th item)."""
+    items = [it["item_id"] for s in v.sessions for it in s["items"]]
+    return list(zip(v.stream["eos"], items, strict=False))
+
+
+def _commit_preflight(v: StreamView) -> list[float]:
+    """The flush (the commit) -> the item's first PREFLIGHT: the head start preemptive
+    generation gets."""
+    first: dict[str, float] = {}
+    for t, item, _ in v.stream.get("preflights", []):
+        first.setdefault(item, t)
+    return [first[item] - t for t, item in _flushed_items(v) if item in first]
+
+
+def _commit_final(v: StreamView) -> list[float]:
+    """The flush (the commit) -> the item's FINAL."""
+    return [v.finals[item][0][0] - t for t, item in _flushed_items(v) if item in v.finals]
+
+
+def _start_ready(v: StreamView) -> list[float]:
+    """The stream opened -> its session live (late-open configurations; 0 when it took over
+    a session that was ready)."""
+    started, ready = v.stream.get("started"), v.stream.get("ready")
+    return [] if started is None or ready is None else [max(0.0, ready - started)]
+
+
+def _first_interim(v: StreamView) -> list[float]:
+    """The first frame pushed -> the first INTERIM (late-open configurations)."""
+    first = v.stream.get("first_audio")
+    if v.stream.get("started") is None or first is None or not v.stream["interims"]:
+        return []
+    return [v.stream["interims"][0][0] - first]
+
+
 LATENCIES: dict[str, Callable[[StreamView], list[float]]] = {
     "delta_interim": _delta_interim,
     "completed_final": _completed_final,
     "eos_commit": _eos_commit,
     "eos_server": _eos_server,
     "eos_final": _eos_final,
+    "commit_preflight": _commit_preflight,
+    "commit_final": _commit_final,
+    "start_ready": _start_ready,
+    "first_interim": _first_interim,
 }
 """name: samples (seconds) of one stream. To add one: a function of the :class:`StreamView`
 here, then a row in ``report.py``."""
@@ -243,10 +289,12 @@ here, then a row in ``report.py``."""
 # one run
 
 
-def _check_items(v: StreamView, flushing: bool) -> bool:
+def _check_items(v: StreamView, flushing: bool, pcm16: bool = True) -> bool:
     """Every committed item's audio is the next slice of what the stream sent (CRC), its
     boundaries are the flushes (``flushing``), and exactly one FINAL with exactly the server's
-    transcript reached the client. Counts into ``v.counts``; False if any check failed."""
+    transcript reached the client. Counts into ``v.counts``; False if any check failed. G.711
+    items (not ``pcm16``) are the stream's resampled, encoded audio: only the finals are
+    checked (the tests prove their bytes)."""
     ok = True
     c = v.counts
     audio = v.audio
@@ -255,11 +303,11 @@ def _check_items(v: StreamView, flushing: bool) -> bool:
         for k, it in enumerate(s["items"]):
             c["items"] += 1
             chunk = audio.pcm[offset : offset + it["len"]]
-            if len(chunk) != it["len"] or zlib.crc32(chunk) != it["crc"]:
+            if pcm16 and (len(chunk) != it["len"] or zlib.crc32(chunk) != it["crc"]):
                 c["audio_mismatch"] += 1
                 ok = False
             offset += it["len"]
-            if flushing and k < len(audio.flush_frames):
+            if pcm16 and flushing and k < len(audio.flush_frames):
                 if offset != (audio.flush_frames[k] + 1) * audio.frame_bytes:
                     c["boundary_mismatch"] += 1
                     ok = False
@@ -304,7 +352,8 @@ def analyze(result: dict[str, Any], dump: dict[str, Any] | None, audio: Audio) -
     counters and a few error messages, from the client's result and the emulator's dump."""
     spec = result["spec"]
     n = spec["n"]
-    flushing = spec["plugin"] == "ours" and spec["config"] == "session"
+    flushing = spec["plugin"] == "ours" and spec["config"] in FLUSH_CONFIGS
+    pcm16 = spec["config"] != "pcmu"
     translating = spec["config"] in ("translate", "interpret")
     if spec["plugin"] in ("vad", "null") or dump is None:
         dump = {"sessions": {}}
@@ -369,7 +418,7 @@ def analyze(result: dict[str, Any], dump: dict[str, Any] | None, audio: Audio) -
         if translating:
             ok = _check_translation(st, audio, c) and ok
         else:
-            ok = _check_items(view, flushing) and ok
+            ok = _check_items(view, flushing, pcm16) and ok
         samples = {name: fn(view) for name, fn in LATENCIES.items()}
         for name, values in samples.items():
             lat[name].extend(values)

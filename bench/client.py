@@ -73,6 +73,14 @@ QUIET_NOVAD = 1.5
 """The incumbent with ``vad=None`` never commits and sends an INTERIM at most every 0.5 s:
 it is done once no INTERIM came for this long (its deltas have stopped)."""
 
+FLUSH_CONFIGS = ("session", "pcmu", "cold", "warm")
+"""Configurations of ours that commit on ``flush()`` (the AgentSession configuration):
+``pcmu`` sends G.711 instead of 24 kHz PCM16; ``cold`` and ``warm`` open each stream only when
+its audio starts, ``warm`` after ``STT.prewarm()`` (one STT per stream, as one per session)."""
+
+LATE_OPEN = ("cold", "warm")
+"""Configurations whose streams open when their audio starts (what a first turn sees)."""
+
 
 # ----------------------------------------------------------------------------------------------
 # per-stream record
@@ -91,10 +99,14 @@ class StreamRecord:
     eos: list[float] = field(default_factory=list)
     commits: list[float] = field(default_factory=list)
     interims: list[tuple[float, str, int]] = field(default_factory=list)
+    preflights: list[tuple[float, str, int]] = field(default_factory=list)
     finals: list[tuple[float, str, str]] = field(default_factory=list)
     error: str | None = None
     speech_bytes: int = 0
     eos_signal: asyncio.Event = field(default_factory=asyncio.Event)
+    started: float | None = None  # the stream was opened (late-open configurations)
+    ready: float | None = None  # its session went live (late-open configurations)
+    first_audio: float | None = None  # its first frame was pushed
 
     def to_json(self) -> dict[str, Any]:
         """Compact form for the result file."""
@@ -103,10 +115,14 @@ class StreamRecord:
             "eos": self.eos,
             "commits": self.commits,
             "interims": self.interims,
+            "preflights": self.preflights,
             "finals": self.finals,
             "error": self.error,
             "done": self.done,
             "speech_bytes": self.speech_bytes,
+            "started": self.started,
+            "ready": self.ready,
+            "first_audio": self.first_audio,
         }
 
 
@@ -400,7 +416,13 @@ def make_stt(
     if plugin == "ours":
         from livekit.plugins import openai_rt
 
-        return openai_rt.STT(api_key="bench-key", base_url=base_url, vad=vad, http_session=http)
+        return openai_rt.STT(
+            api_key="bench-key",
+            base_url=base_url,
+            vad=vad,
+            http_session=http,
+            audio_format="pcmu" if config == "pcmu" else "pcm16",
+        )
     from livekit.plugins import openai as lk_openai
 
     inc = lk_openai.STT(
@@ -460,6 +482,7 @@ async def _listen(stream: Feedable, rec: StreamRecord) -> None:
 
 async def _consume(stream: stt.RecognizeStream, rec: StreamRecord, tracker: Tracker) -> None:
     interim = stt.SpeechEventType.INTERIM_TRANSCRIPT
+    preflight = stt.SpeechEventType.PREFLIGHT_TRANSCRIPT
     final = stt.SpeechEventType.FINAL_TRANSCRIPT
     try:
         async for ev in stream:
@@ -467,6 +490,8 @@ async def _consume(stream: stt.RecognizeStream, rec: StreamRecord, tracker: Trac
             rec.last_event = t
             if ev.type is interim:
                 rec.interims.append((t, ev.request_id, len(ev.alternatives[0].text)))
+            elif ev.type is preflight:
+                rec.preflights.append((t, ev.request_id, len(ev.alternatives[0].text)))
             elif ev.type is final:
                 rec.finals.append((t, ev.request_id, ev.alternatives[0].text))
                 tracker.check(rec, t)
@@ -495,6 +520,8 @@ def _push(stream: Feedable, rec: StreamRecord, frame: rtc.AudioFrame, flush: boo
     """Push a frame (and flush after it); False if the stream already ended (an error)."""
     try:
         stream.push_frame(frame)
+        if rec.first_audio is None:
+            rec.first_audio = time.monotonic()
         if flush:
             rec.eos.append(time.monotonic())
             stream.flush()
@@ -605,7 +632,7 @@ async def run_job(spec: dict[str, Any]) -> dict[str, Any]:
         for o in range(0, len(pcm) - frame_bytes + 1, frame_bytes)
     ]
     audio_s = len(frames) * frame_s
-    flushing = plugin == "ours" and config in ("session", *TRANSLATING)
+    flushing = plugin == "ours" and config in (*FLUSH_CONFIGS, *TRANSLATING)
     flush_after = set(spec["flush_frames"]) if flushing else set()
     expected = len(spec["flush_frames"]) if flushing else spec["segments"]
     if plugin == "null":
@@ -631,6 +658,7 @@ async def run_job(spec: dict[str, Any]) -> dict[str, Any]:
     )
     streams: list[Feedable] = []
     consumers: list[asyncio.Task[None]] = []
+    late: list[stt.STT] = []  # the STTs of a late-open configuration, one per stream
     t_open = time.monotonic()
     model: stt.STT | vad_mod.VAD
     if vad_alone:
@@ -646,6 +674,15 @@ async def run_job(spec: dict[str, Any]) -> dict[str, Any]:
             nstream = model.stream()
             streams.append(nstream)
             consumers.append(asyncio.create_task(_consume(nstream, records[i], tracker)))
+    elif config in LATE_OPEN:
+        # one STT per stream (as one per AgentSession); the streams open at the run's start
+        instrument_commits(records)
+        late += [make_stt(plugin, config, spec["base_url"], http, records) for _ in range(n)]
+        model = late[0]
+        if config == "warm":
+            for one_stt in late:
+                one_stt.prewarm()
+            await _wait_configured(http, spec["control_url"], n)
     else:
         instrument_commits(records)
         model = make_stt(plugin, config, spec["base_url"], http, records)
@@ -687,6 +724,16 @@ async def run_job(spec: dict[str, Any]) -> dict[str, Any]:
         watcher = asyncio.create_task(
             tracker.watch(t0 + audio_s + spec["stagger"] + deadline_extra)
         )
+        if config in LATE_OPEN:
+            for i, one_stt in enumerate(late):
+                token = STREAM_INDEX.set(i)
+                try:
+                    records[i].started = time.monotonic()
+                    stream = one_stt.stream()
+                finally:
+                    STREAM_INDEX.reset(token)
+                streams.append(stream)
+                consumers.append(asyncio.create_task(_consume(stream, records[i], tracker)))
         lags: list[float] = []
         if mode == "realtime":
             lags = await _feed_realtime(
@@ -716,6 +763,10 @@ async def run_job(spec: dict[str, Any]) -> dict[str, Any]:
         result["peak_rss"] = peak_rss()
         result["rss_end"] = rss()
         result["timed_out"] = tracker.remaining > 0
+        if config in LATE_OPEN:
+            for rec, stream in zip(records, streams, strict=True):
+                session = getattr(stream, "session", None)  # ours: the sans-I/O core
+                rec.ready = session.configured_at if session is not None else None
         result["feed_lag_max"] = maximum(lags, empty=0.0)
         result["feed_lag_p95"] = percentile(lags, 95, empty=0.0)
         local = plugin in ("vad", "null")
@@ -732,7 +783,9 @@ async def run_job(spec: dict[str, Any]) -> dict[str, Any]:
         await asyncio.gather(*(s.aclose() for s in streams), return_exceptions=True)
         for c in consumers:
             c.cancel()
-        if isinstance(model, stt.STT):
+        if config in LATE_OPEN:
+            await asyncio.gather(*(one.aclose() for one in late), return_exceptions=True)
+        elif isinstance(model, stt.STT):
             await model.aclose()
         await http.close()
 

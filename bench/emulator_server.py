@@ -46,7 +46,8 @@ class Control:
     async def start(self, request: web.Request) -> web.Response:
         """Replace the emulator by a fresh one (``?gateway=1`` for the incumbent's ``?model=``;
         ``?drops=share,pool,min_bytes,max_bytes,seed``: that share of the first ``pool``
-        connections, chosen at random, drop after a random count of audio bytes)."""
+        connections, chosen at random, drop after a random count of audio bytes;
+        ``completed_delay`` and ``handshake_delay``, seconds, when a run sets them)."""
         await self._stop()
         gateway = request.query.get("gateway", "0") == "1"
         faults = FaultPlan()
@@ -56,8 +57,18 @@ class Control:
                 range(int(pool)), int(float(share) * int(pool))
             )
             faults.drop_at_random = RandomDrop(int(seed), int(low), int(high), set(chosen))
+        delays = {
+            name: float(request.query[name])
+            for name in ("completed_delay", "handshake_delay")
+            if name in request.query
+        }
         emu = Emulator(
-            host=self.host, port=0, gateway_mode=gateway, record_events=True, faults=faults
+            host=self.host,
+            port=0,
+            gateway_mode=gateway,
+            record_events=True,
+            faults=faults,
+            **delays,
         )
         await emu.start()
         self.emu = emu

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from analysis import ALL_CLIENTS, PLUGINS, TARGETS, TRANSLATION, cell_n, marginal
+from analysis import ALL_CLIENTS, PLUGINS, TARGETS, TRANSLATION, VARIANTS, cell_n, marginal
 from stats import NAN, cost_ratio, is_nan, maximum, median, net_ratio, per_stream_second
 
 
@@ -100,8 +100,30 @@ FIGURE_ROWS: tuple[FigureRow, ...] = (
         ),
         modes=("realtime",),
     ),
+    FigureRow(
+        "wire sent, kB/s (pcm16, pcmu)",
+        "wire_sent",
+        scale=0.001,
+        clients=("ours/flush", "ours/pcmu"),
+        ratios=(("pcmu/pcm16", "ours/pcmu", "ours/flush"),),
+    ),
+    FigureRow(
+        "CPU, ms/audio s (pcm16, pcmu)",
+        "cpu_per_audio_s",
+        scale=1000.0,
+        clients=("ours/flush", "ours/pcmu"),
+        ratios=(("pcmu/pcm16", "ours/pcmu", "ours/flush"),),
+    ),
 )
 """Per-run figures beyond the fixed tables; the section is left out while this is empty."""
+
+VOICE_ROWS: tuple[LatencyRow, ...] = (
+    LatencyRow("start_ready", "stream start->session ready"),
+    LatencyRow("first_interim", "first audio->first INTERIM"),
+    LatencyRow("commit_preflight", "commit->PREFLIGHT"),
+    LatencyRow("commit_final", "commit->FINAL"),
+)
+"""The voice-agent rows: ours/cold and ours/warm, per real-time cell."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -269,7 +291,7 @@ def wire_section(results: dict[str, Any]) -> list[str]:
         mode, n = key.split(":")
         row = cells[key]
         parts = []
-        for client in PLUGINS:
+        for client in (*PLUGINS, "ours/pcmu"):
             r = row.get(client)
             if r is not None:
                 parts.append(f"{client} {r['wire_sent'] / 1000:.1f} / {r['wire_recv'] / 1000:.2f}")
@@ -310,6 +332,39 @@ def figures_section(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def voice_section(results: dict[str, Any]) -> list[str]:
+    """:data:`VOICE_ROWS`: a first turn without and with ``STT.prewarm()``, and the head start
+    a preflight transcript gives, per real-time cell."""
+    cells = results["cells"]
+    clients = ("ours/cold", "ours/warm")
+    body: list[str] = []
+    for key in results["order"]:
+        mode, n = key.split(":")
+        row = cells[key]
+        if mode != "realtime" or not any(c in row for c in clients):
+            continue
+        for spec in VOICE_ROWS:
+            parts = []
+            for client in clients:
+                lat = row.get(client, {}).get("lat", {}).get(spec.name)
+                if lat is None or lat["n"] == 0:
+                    parts.append("-")
+                else:
+                    parts.append(f"{lat['p50_ms']:.1f}/{lat['p95_ms']:.1f}/{lat['max_ms']:.1f}")
+            body.append(f"  {spec.label:29}{n:>4} {parts[0]:>22} {parts[1]:>22}")
+    if not body:
+        return []
+    return [
+        "Voice agent, real time, ms p50/p95/max: streams opened as their audio starts, on an",
+        "emulator with a 300 ms handshake and `completed` 400 ms after each commit",
+        f"  {'':29}{'N':>4} {'ours/cold':>22} {'ours/warm (prewarm)':>22}",
+        *body,
+        "  session ready: the stream's core went LIVE (warm: it took over the prewarmed session).",
+        "  commit: flush(); PREFLIGHT: the item's first preflight transcript (preemptive",
+        "  generation may start there); FINAL: after the server's completed.",
+    ]
+
+
 CHECK_NOTES = (
     "audio_mismatch",
     "boundary_mismatch",
@@ -331,7 +386,7 @@ def correctness_section(results: dict[str, Any]) -> list[str]:
     for key in results["order"]:
         mode, n = key.split(":")
         row = cells[key]
-        for client in (*PLUGINS, *TRANSLATION):
+        for client in (*PLUGINS, *VARIANTS, *TRANSLATION):
             r = row.get(client)
             if r is None:
                 continue
@@ -367,6 +422,7 @@ SECTIONS: tuple[Section, ...] = (
     memory_section,
     wire_section,
     figures_section,
+    voice_section,
     correctness_section,
     targets_section,
 )

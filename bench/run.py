@@ -43,6 +43,9 @@ CLIENTS = {
     "incumbent/novad": ("incumbent", "novad"),
     "ours/translate": ("ours", "translate"),
     "ours/interpret": ("ours", "interpret"),
+    "ours/pcmu": ("ours", "pcmu"),
+    "ours/cold": ("ours", "cold"),
+    "ours/warm": ("ours", "warm"),
 }
 """name: (plugin, configuration), as ``client.py`` builds it; the names are
 ``analysis.PLUGINS`` (compared) and ``analysis.REFERENCES``. References, one run per cell: the
@@ -54,6 +57,11 @@ ZYGOTE = {"ours": "ours", "incumbent": "incumbent", "vad": "base", "null": "base
 """Which pre-imported client process runs each plugin ("base": livekit-agents only)."""
 ONE_RUN_PER_CELL = ("harness", "incumbent/novad")
 """Steady reference figures: one run is enough."""
+VOICE_EMULATOR = {"completed_delay": 0.4, "handshake_delay": 0.3}
+"""A realistic server for the voice-agent rows (docs/protocol.md: both figures are [I]): a
+commit's ``completed`` 400 ms later, a 300 ms websocket handshake (a distant region)."""
+EMULATOR = {"ours/cold": VOICE_EMULATOR, "ours/warm": VOICE_EMULATOR}
+"""Emulator settings per client (the others get the emulator's defaults)."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -178,7 +186,8 @@ class Processes:
         self.counter += 1
         plugin, config = CLIENTS[client]
         control = self.control
-        info = _http(f"{control}/start?gateway={int(plugin == 'incumbent')}", "POST")
+        query = {"gateway": int(plugin == "incumbent"), **EMULATOR.get(client, {})}
+        info = _http(f"{control}/start?" + "&".join(f"{k}={v}" for k, v in query.items()), "POST")
         spec = {
             "plugin": plugin,
             "config": config,
@@ -289,6 +298,8 @@ def _in_cell(client: str, mode: str, n: int, args: argparse.Namespace) -> bool:
         return mode == "realtime" and n in analysis.TRANSLATION_NS
     if client == "incumbent/novad":
         return mode == "fast" and n <= int(args.fast_vad_max_n)
+    if client in ("ours/cold", "ours/warm"):
+        return mode == "realtime"  # what a voice agent's first turn sees
     if mode == "fast" and client in ("ours/vad", "incumbent", "vad alone"):
         return n <= int(args.fast_vad_max_n)
     return True
@@ -301,7 +312,7 @@ def run_matrix(args: argparse.Namespace) -> tuple[dict[str, Any], Processes]:
     ns = args.n or ([10] if args.quick else [1, 10, 100, 300])
     clients = [c for c in args.clients if c in CLIENTS]
     if args.quick:
-        clients = [c for c in clients if c in analysis.PLUGINS]  # no references
+        clients = [c for c in clients if c not in analysis.REFERENCES]
         args.idle_n = min(args.idle_n, 10)
     rec = recording.build(args.frame_ms)
     audio = analysis.Audio(rec.pcm, rec.frame_bytes, rec.frame_ms / 1000, rec.flush_frames)

@@ -5,6 +5,8 @@
 * :class:`EchoLLM` answers each user turn with ``"you said: <text>"``.
 * :class:`SilentTTS` "speaks" any text as a short stretch of silence (non-streaming).
 * :class:`FakeOutput` plays audio on a virtual clock and reports playback like a real sink.
+* :class:`EnergyVAD` is a deterministic VAD (``inference.VAD`` is not: its internal resampler
+  dithers, so its decisions can move by a window from one run to the next).
 
 Only the STT under test is real; everything around it is as small as the framework allows.
 """
@@ -12,9 +14,12 @@ Only the STT under test is real; everything around it is as small as the framewo
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import wave
 from pathlib import Path
+
+import numpy as np
 
 from livekit import rtc
 from livekit.agents import (
@@ -25,6 +30,7 @@ from livekit.agents import (
     llm,
     tts,
     utils,
+    vad,
 )
 from livekit.agents.voice.io import AudioInput, AudioOutput, AudioOutputCapabilities
 
@@ -79,7 +85,16 @@ class WavInput(AudioInput):
 
 
 class EchoLLM(llm.LLM):
-    """An LLM that replies ``"you said: <last user message>"`` in a single chunk."""
+    """An LLM that replies ``"you said: <last user message>"`` in a single chunk.
+
+    ``requests`` records each request as it starts: ``(time.monotonic(), the user's text)``
+    (a preemptive generation is a request too, started before the user turn is committed).
+    """
+
+    def __init__(self) -> None:
+        """An echo LLM with no requests yet."""
+        super().__init__()
+        self.requests: list[tuple[float, str]] = []
 
     def chat(
         self,
@@ -102,6 +117,8 @@ class _EchoStream(llm.LLMStream):
             if isinstance(item, llm.ChatMessage) and item.role == "user":
                 said = item.text_content or ""
                 break
+        assert isinstance(self._llm, EchoLLM)
+        self._llm.requests.append((time.monotonic(), said))
         self._event_ch.send_nowait(
             llm.ChatChunk(
                 id=utils.shortuuid("echo_"),
@@ -186,3 +203,82 @@ class FakeOutput(AudioOutput):
         self._finish = None
         self._pushed = 0.0
         self.on_playback_finished(playback_position=played, interrupted=interrupted)
+
+
+class EnergyVAD(vad.VAD):
+    """A deterministic VAD with the event shape of LiveKit's: 32 ms windows, a window is speech
+    when its RMS is over ``threshold_dbfs``; speech starts after ``min_speech`` seconds of it
+    and ends after ``min_silence`` seconds without it. Every event's ``timestamp`` is the audio
+    judged so far. Each window takes ``window_delay`` seconds to judge, so a file pushed at
+    full speed is judged later than it arrives, as with a real model."""
+
+    def __init__(
+        self,
+        *,
+        threshold_dbfs: float = -45.0,
+        min_speech: float = 0.064,
+        min_silence: float = 0.256,
+        window_delay: float = 0.001,
+    ) -> None:
+        """Create the VAD (thresholds in dBFS and seconds)."""
+        super().__init__(capabilities=vad.VADCapabilities(update_interval=0.032))
+        self.threshold_dbfs = threshold_dbfs
+        self.min_speech = min_speech
+        self.min_silence = min_silence
+        self.window_delay = window_delay
+
+    def stream(self) -> vad.VADStream:
+        """A stream of this VAD."""
+        return _EnergyVADStream(self)
+
+
+class _EnergyVADStream(vad.VADStream):
+    def __init__(self, owner: EnergyVAD) -> None:
+        super().__init__(owner)
+        self._owner = owner
+
+    async def _main_task(self) -> None:
+        opts = self._owner
+        pending = bytearray()
+        judged = 0  # samples
+        speaking = False
+        run = 0.0  # seconds of the current speech (or silence) run
+        async for item in self._input_ch:
+            if not isinstance(item, rtc.AudioFrame):
+                continue
+            rate = item.sample_rate
+            pending += item.data
+            window = rate * 32 // 1000 * 2
+            while len(pending) >= window:
+                chunk = np.frombuffer(bytes(pending[:window]), dtype="<i2").astype(np.float64)
+                del pending[:window]
+                await asyncio.sleep(opts.window_delay)
+                judged += window // 2
+                now = judged / rate
+                rms = math.sqrt(float(np.mean(chunk * chunk)))
+                loud = rms > 0 and 20 * math.log10(rms / 32768) > opts.threshold_dbfs
+                self._send(vad.VADEventType.INFERENCE_DONE, judged, now, speaking)
+                if loud != speaking:
+                    run += 0.032
+                    if run >= (opts.min_speech if loud else opts.min_silence) - 1e-9:
+                        speaking, run = loud, 0.0
+                        kind = (
+                            vad.VADEventType.START_OF_SPEECH
+                            if loud
+                            else vad.VADEventType.END_OF_SPEECH
+                        )
+                        self._send(kind, judged, now, speaking)
+                else:
+                    run = 0.0
+
+    def _send(self, kind: vad.VADEventType, samples: int, now: float, speaking: bool) -> None:
+        self._event_ch.send_nowait(
+            vad.VADEvent(
+                type=kind,
+                samples_index=samples,
+                timestamp=now,
+                speech_duration=0.0,
+                silence_duration=0.0,
+                speaking=speaking,
+            )
+        )

@@ -16,6 +16,8 @@ import pytest
 from livekit import rtc
 from livekit.agents import stt
 from livekit.plugins import openai_rt
+from livekit.plugins.openai_rt.audio import level_dbfs
+from livekit.plugins.openai_rt.speech import SILENCE_DBFS
 from livekit.plugins.openai_rt.testing import EmulatedItem, Emulator, expected_transcript
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,6 +116,7 @@ def assert_exactly_once(
     pcm: bytes,
     *,
     every_item: bool = False,
+    skipped_seconds: float = 0.0,
 ) -> None:
     """Nothing lost, duplicated or reordered, proven by the emulator's transcripts.
 
@@ -122,15 +125,19 @@ def assert_exactly_once(
     padding (silence, under 100 ms); and usage adds up to exactly that audio. Items a dropped
     socket left without an answer are ignored (their audio must come back in later items),
     unless ``every_item``: then every committed item produced exactly one final.
+    ``skipped_seconds``: that much of ``pcm`` (the stream's ``skipped_silence_seconds``) was
+    cleared instead of committed; it must be silent stretches between the items' audio.
     """
     by_id = {item.item_id: item for item in items}
-    finals = of_type(events, FINAL)
+    finals = [ev for ev in of_type(events, FINAL) if ev.request_id or ev.alternatives[0].text]
     ids = [ev.request_id for ev in finals]
     assert len(ids) == len(set(ids)), "a final was emitted twice"
     for ev in finals:
         assert ev.request_id in by_id, f"a final for an item the server never committed: {ev}"
         assert ev.alternatives[0].text == expected_transcript(by_id[ev.request_id].audio)
     audio = b"".join(by_id[i].audio for i in ids)
+    if skipped_seconds:
+        pcm = without_silent_gaps(pcm, [by_id[i].audio for i in ids], skipped_seconds)
     assert len(audio) >= len(pcm), f"lost {len(pcm) - len(audio)} bytes"
     assert audio[: len(pcm)] == pcm, "audio reordered or corrupted"
     padding = audio[len(pcm) :]
@@ -138,6 +145,32 @@ def assert_exactly_once(
     assert usage_seconds(events) == pytest.approx(len(audio) / 48000)
     if every_item:
         assert ids == [item.item_id for item in items]
+
+
+def without_silent_gaps(pcm: bytes, pieces: Sequence[bytes], skipped_seconds: float) -> bytes:
+    """``pcm`` without the stretches between ``pieces`` (found in order); every stretch left out
+    must be silent (under the energy gate) and they must add up to ``skipped_seconds``."""
+    kept = bytearray()
+    offset = gaps = 0
+    for piece in pieces:
+        body = piece
+        while body and pcm.find(body, offset) < 0 and body.endswith(b"\0\0"):
+            body = body[:-2]  # end-of-input padding is not in pcm
+        at = pcm.find(body, offset)
+        assert at >= 0, "an item's audio is not the next part of the input"
+        gaps += check_silent(pcm[offset:at])
+        kept += pcm[at : at + len(body)]
+        offset = at + len(body)
+    gaps += check_silent(pcm[offset:])
+    assert gaps == round(skipped_seconds * 48000 / 2) * 2, (gaps, skipped_seconds)
+    return bytes(kept)
+
+
+def check_silent(pcm: bytes) -> int:
+    """Assert ``pcm`` holds no speech by the energy gate; returns its length."""
+    if pcm:
+        assert level_dbfs(pcm, 24000) <= SILENCE_DBFS, "audio with speech in it was skipped"
+    return len(pcm)
 
 
 MakeSTT = Callable[..., openai_rt.STT]

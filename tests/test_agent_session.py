@@ -11,6 +11,7 @@ exactly the audio the session was given).
 from __future__ import annotations
 
 import asyncio
+import wave
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -224,3 +225,117 @@ async def test_each_utterance_is_committed_on_the_session_flush_and_becomes_a_us
     assert usage_now[0].model == "gpt-realtime-whisper"
     assert usage_now[0].audio_duration == pytest.approx(committed_seconds, abs=1e-4)
     assert usage_events and usage_events[-1] == usage_now
+
+
+# -- a voice agent: preflight, and no billed silence when the session closes -----------------
+
+COMPLETED_DELAY = 0.4
+"""Seconds from a commit to its ``completed``: a realistic figure, set here explicitly."""
+
+
+def write_wav(path: Path, pcm: bytes) -> Path:
+    """``pcm`` (16-bit mono, 24 kHz) as a WAV file."""
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(24000)
+        w.writeframes(pcm)
+    return path
+
+
+def make_session(emu: Emulator, llm_: EchoLLM) -> tuple[AgentSession[None], openai_rt.STT]:
+    stt = openai_rt.STT(api_key=API_KEY, base_url=emu.base_url)
+    session: AgentSession[None] = AgentSession(
+        stt=stt,
+        llm=llm_,
+        tts=SilentTTS(),
+        vad=inference.VAD(),
+        turn_handling={"turn_detection": "vad", "preemptive_generation": {"enabled": True}},
+        aec_warmup_duration=None,
+        user_away_timeout=None,
+    )
+    session.output.audio = FakeOutput()
+    return session, stt
+
+
+def emulator_sent(emu: Emulator, etype: str) -> list[float]:
+    """When the emulator sent each event of type ``etype`` (monotonic)."""
+    return [e.t for e in emu.events if e.direction == "out" and e.event["type"] == etype]
+
+
+async def test_preflight_starts_the_reply_before_completed_and_close_bills_no_silence(
+    tmp_path: Path,
+) -> None:
+    wav_pcm, _ = read_wav_pcm(SAMPLE_WAV)
+    line = SAMPLE_TXT.read_text().splitlines()[0]
+    first_sentence = wav_pcm[: int(4.7 * 24000) * 2]
+    llm_ = EchoLLM()
+    async with Emulator(
+        api_key=API_KEY, transcriber=ScriptTranscriber([line]), completed_delay=COMPLETED_DELAY
+    ) as emu:
+        session, stt = make_session(emu, llm_)
+        mic = WavInput(write_wav(tmp_path / "turn.wav", first_sentence))
+        session.input.audio = mic
+        user_turns: list[str] = []
+
+        @session.on("conversation_item_added")
+        def _on_item(ev: ConversationItemAddedEvent) -> None:
+            if isinstance(ev.item, llm.ChatMessage) and ev.item.role == "user":
+                user_turns.append(ev.item.text_content or "")
+
+        await session.start(Agent(instructions="Repeat what the user says."))
+        try:
+            await wait_until(lambda: bool(user_turns), 10.0, lambda: "the user turn")
+            # about 2 s of silence after the turn, then the session closes (it flushes)
+            await wait_until(
+                lambda: len(mic.pushed) >= len(first_sentence) + 2 * BYTES_PER_SECOND,
+                5.0,
+                lambda: "2 s of silence",
+            )
+            closing = asyncio.get_running_loop().time()
+            await session.aclose()
+            closed_in = asyncio.get_running_loop().time() - closing
+            usage = stt_usage(session.usage)
+        finally:
+            await stt.aclose()
+
+    (item,) = emu.committed_items()
+    completed_at = emulator_sent(emu, "conversation.item.input_audio_transcription.completed")
+    # the reply was asked for on the preflight transcript, before the server completed the item,
+    # with the text that became final: kept, not asked for again
+    replies_for_line = [t for t, said in llm_.requests if said == line]
+    assert replies_for_line and replies_for_line[0] < completed_at[0]
+    assert len(replies_for_line) == 1
+    assert user_turns == [line]
+    # closing flushed the trailing silence: cleared, not committed, answered at once
+    sent = [e.event["type"] for e in emu.events if e.direction == "in"]
+    assert sent.count("input_audio_buffer.commit") == 1
+    assert sent.count("input_audio_buffer.clear") == 1
+    assert closed_in < 1.5  # no wait for a final that would never come
+    assert len(item.audio) < len(first_sentence)
+    assert usage[0].audio_duration == pytest.approx(len(item.audio) / BYTES_PER_SECOND, abs=1e-4)
+
+
+async def test_closing_keeps_a_soft_final_syllable_the_session_vad_missed(tmp_path: Path) -> None:
+    wav_pcm, _ = read_wav_pcm(SAMPLE_WAV)
+    lines = SAMPLE_TXT.read_text().splitlines()[:1] + ["hm"]
+    first_sentence = wav_pcm[: int(4.7 * 24000) * 2]
+    # "hel..." said 40 dB softer: -57 dBFS, under what the session's VAD hears as speech
+    x = np.frombuffer(wav_pcm[32640:47040], dtype="<i2").astype(np.float64) / 100
+    syllable = np.round(x).astype("<i2").tobytes()
+    audio = first_sentence + bytes(BYTES_PER_SECOND) + syllable + bytes(BYTES_PER_SECOND // 2)
+    async with Emulator(api_key=API_KEY, transcriber=ScriptTranscriber(lines)) as emu:
+        session, stt = make_session(emu, EchoLLM())
+        mic = WavInput(write_wav(tmp_path / "soft.wav", audio))
+        session.input.audio = mic
+        await session.start(Agent(instructions="Repeat what the user says."))
+        try:
+            await wait_until(lambda: mic.wav_done, 10.0, lambda: "the end of the recording")
+            await wait_until(lambda: len(emu.committed_items()) == 1, 2.0, lambda: "the first turn")
+            await session.aclose()  # the flush on close commits the syllable
+        finally:
+            await stt.aclose()
+    items = emu.committed_items()
+    assert len(items) == 2
+    assert syllable in items[1].audio
+    assert [i.transcript for i in items] == lines

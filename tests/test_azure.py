@@ -298,14 +298,18 @@ async def test_a_token_provider_is_called_once_per_connect(
             model_family="gpt-realtime-whisper",
             azure_ad_token_provider=provider,
         )
+        stream = stt_.stream()
         try:
-            events = await drive(stt_.stream(), pcm, flush_at=[0.5, 2.0])
+            events = await drive(stream, pcm, flush_at=[0.5, 2.0])
         finally:
             await stt_.aclose()
         assert len(emu.sessions) == 2
         assert issued == [f"{KEY}-entra-1", f"{KEY}-entra-2"]  # one call per connect
         assert seen == issued  # each connect carried its own fresh token
-        assert_exactly_once(events, emu.committed_items(), pcm)
+        # the first 0.5 s are the sample's leading silence: cleared, not committed
+        assert_exactly_once(
+            events, emu.committed_items(), pcm, skipped_seconds=stream.skipped_silence_seconds
+        )
 
 
 async def test_a_refused_key_fails_once_without_retrying_or_leaking_it(

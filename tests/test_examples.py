@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 from livekit.plugins.openai_rt.testing import Emulator, expected_transcript
+from tests.conftest import read_pcm
 
 ROOT = Path(__file__).resolve().parents[1]
 TRANSCRIBE_FILE = ROOT / "examples" / "transcribe_file.py"
@@ -159,8 +160,9 @@ async def test_stereo_wav_is_downmixed_and_transcribed(tmp_path: Path) -> None:
     # 24 kHz, the wire rate: the plugin does not resample, so the emulator's checksum transcript
     # must be exactly that of the downmix
     path = tmp_path / "stereo.wav"
-    t = np.arange(int(24000 * 0.6)) / 24000
-    left = (np.sin(2 * np.pi * 440 * t) * 8000).astype("<i2")
+    # 0.6 s of the sample's first word: speech, which the example's VAD keeps (a tone it would
+    # rightly clear as no speech)
+    left = np.frombuffer(read_pcm()[28800:57600], dtype="<i2")
     right = left // 2
     with wave.open(str(path), "wb") as w:
         w.setnchannels(2)

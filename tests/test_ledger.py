@@ -6,13 +6,10 @@ from __future__ import annotations
 import pytest
 
 from livekit.plugins.openai_rt.ledger import LOST_AUDIO, AudioLedger, AudioStore
-from livekit.plugins.openai_rt.protocol import (
-    BYTES_PER_SECOND,
-    MIN_COMMIT_BYTES,
-    ServerError,
-    TranscriptCompleted,
-)
+from livekit.plugins.openai_rt.protocol import PCM16, ServerError, TranscriptCompleted
 
+BYTES_PER_SECOND = PCM16.bytes_per_second
+MIN_COMMIT_BYTES = PCM16.min_commit_bytes
 CHUNK = 2400  # 50 ms
 
 

@@ -46,6 +46,9 @@ def test_server_vad_model_gets_server_vad_by_default_and_can_turn_it_off() -> No
         ({"base_url": "api.openai.com/v1"}, "base_url must be an http"),
         ({"model": ""}, "model must be a non-empty"),
         ({"replay_seconds": -1}, "replay_seconds"),
+        ({"audio_format": "g711"}, "audio_format must be one of 'pcm16', 'pcmu', 'pcma'"),
+        ({"skip_silence": "yes"}, "skip_silence must be True or False"),
+        ({"prewarm_ttl": 0}, "prewarm_ttl must be a finite number of seconds > 0"),
     ],
 )
 def test_invalid_combinations_raise_value_error(kwargs: dict, message: str) -> None:

@@ -12,8 +12,10 @@ import pytest
 
 from livekit.plugins.openai_rt import protocol as p, records as r, session as s
 from livekit.plugins.openai_rt.errors import Action
-from livekit.plugins.openai_rt.protocol import BYTES_PER_SECOND, MIN_COMMIT_BYTES
-from livekit.plugins.openai_rt.sender import CHUNK_BYTES
+
+BYTES_PER_SECOND = p.PCM16.bytes_per_second
+MIN_COMMIT_BYTES = p.PCM16.min_commit_bytes
+CHUNK_BYTES = p.PCM16.chunk_bytes
 
 WALL0 = 1_700_000_000.0
 
@@ -33,13 +35,21 @@ class Harness:
         turn_detection: p.TurnDetection | None = None,
         replay_limit: int = 30 * BYTES_PER_SECOND,
         local_vad: bool = False,
+        skip_silence: bool = False,
+        audio_format: p.AudioFormat = p.PCM16,
         **timers: float,
     ) -> None:
         self.session = s.TranscriptionSession(
-            p.SessionConfig(model=model, language="en", turn_detection=turn_detection),
+            p.SessionConfig(
+                model=model,
+                language="en",
+                turn_detection=turn_detection,
+                audio_format=audio_format,
+            ),
             timers=s.Timers(**timers),
             replay_limit_bytes=replay_limit,
             local_vad=local_vad,
+            skip_silence=skip_silence,
         )
         self.now = 0.0
         self.sent: list[dict[str, Any]] = []
@@ -112,7 +122,7 @@ class Harness:
 
 def segments_of(h: Harness) -> list[bytes]:
     """The audio of each committed server item, in the order it was sent (appends between
-    commits)."""
+    commits, since the last clear)."""
     out: list[bytes] = []
     current = bytearray()
     for m in h.sent:
@@ -120,6 +130,8 @@ def segments_of(h: Harness) -> list[bytes]:
             current += base64.b64decode(m["audio"])
         elif m["type"] == "input_audio_buffer.commit":
             out.append(bytes(current))
+            current.clear()
+        elif m["type"] == "input_audio_buffer.clear":
             current.clear()
     return out
 
@@ -290,18 +302,99 @@ def interims(outputs: list[r.Output]) -> list[tuple[str, str]]:
     return [(o.item_id, o.text) for o in outputs if isinstance(o, r.Transcript)]
 
 
+def transcripts(outputs: list[r.Output]) -> list[tuple[str, str, str]]:
+    return [(o.kind, o.item_id, o.text) for o in outputs if isinstance(o, r.Transcript)]
+
+
 def test_streaming_models_show_the_open_items_text_before_the_commit() -> None:
     h = Harness()
     h.open()
     h.server(p.TranscriptDelta("n1", "Hel"))
     h.server(p.TranscriptDelta("n1", "lo"))
     assert interims(h.take()) == [("n1", "Hel"), ("n1", "Hello")]
+
+
+def test_a_commit_makes_the_streamed_text_a_preflight_and_the_final_equals_the_last_one() -> None:
+    h = Harness()
+    h.open()
+    h.session.audio(pcm(6_000, 1))
+    h.server(p.TranscriptDelta("n1", "Hello"))
+    h.take()
+    h.session.flush()
+    # at the commit itself, before anything goes out: the text so far
+    assert transcripts(h.take()) == [("preflight", "n1", "Hello")]
+    h.flush_socket()
+    h.server(p.TranscriptDelta("n1", " world"))  # the server's last delta, before committed
+    h.server(p.Committed("n1", None))
+    h.server(p.TranscriptDelta("n1", ""))  # a delta that changes nothing says nothing
+    h.server(completed("n1", "Hello world"))
+    assert transcripts(h.take()) == [
+        ("preflight", "n1", "Hello world"),
+        ("final", "n1", "Hello world"),
+    ]
+    preflight = next(o for o in h.outputs if isinstance(o, r.Transcript) and o.kind == "preflight")
+    assert (preflight.start, preflight.end) == (0.0, 6_000 / BYTES_PER_SECOND)
+
+
+def test_text_that_arrives_after_the_commit_is_a_preflight_from_its_committed_on() -> None:
+    h = Harness()
+    h.open()
+    h.session.audio(pcm(6_000, 1))
+    h.session.flush()  # no text yet: nothing to show at the commit
+    h.flush_socket()
+    h.server(p.TranscriptDelta("n1", "Hi"))  # which item? the committed one or the next
+    h.server(p.Committed("n1", None))  # ... the committed one
+    h.server(p.TranscriptDelta("n1", " there"))
+    h.server(completed("n1", "Hi there"))
+    assert transcripts(h.take()) == [
+        ("interim", "n1", "Hi"),
+        ("preflight", "n1", "Hi"),
+        ("preflight", "n1", "Hi there"),
+        ("final", "n1", "Hi there"),
+    ]
+
+
+def test_a_preflight_item_the_server_names_otherwise_keeps_its_text() -> None:
+    h = Harness()
+    h.open()
+    h.session.audio(pcm(6_000, 1))
+    h.server(p.TranscriptDelta("pre", "Good"))
+    h.session.flush()
+    h.flush_socket()
+    h.server(p.Committed("item_1", None))
+    h.server(p.TranscriptDelta("item_1", " day"))
+    h.server(completed("item_1", "Good day"))
+    assert transcripts(h.take()) == [
+        ("interim", "pre", "Good"),
+        ("preflight", "pre", "Good"),
+        ("preflight", "item_1", "Good day"),
+        ("final", "item_1", "Good day"),
+    ]
+
+
+def test_a_refused_commit_makes_its_item_the_open_one_again() -> None:
+    h = Harness()
+    h.open()
+    h.session.audio(pcm(6_000, 1))
+    h.server(p.TranscriptDelta("n1", "Wait"))
+    h.session.flush()
+    h.flush_socket()
+    h.server(p.ServerError("input_audio_buffer_commit_empty", None, "too small", None, "commit_0"))
+    h.take()
+    h.server(p.TranscriptDelta("n1", " for it"))  # the user is still speaking
+    assert transcripts(h.take()) == [("interim", "n1", "Wait for it")]
+
+
+def test_models_that_answer_after_the_commit_show_interims_not_preflights() -> None:
+    h = Harness("gpt-4o-mini-transcribe")
+    h.open()
     h.session.audio(pcm(6_000, 1))
     h.session.flush()
     h.flush_socket()
-    h.server(p.Committed("n1", None))
-    h.server(p.TranscriptDelta("n1", " world"))
-    assert interims(h.take()) == [("n1", "Hello world")]
+    h.server(p.Committed("a", None))
+    h.server(p.TranscriptDelta("a", "Hi"))
+    h.server(completed("a", "Hi"))
+    assert transcripts(h.take()) == [("interim", "a", "Hi"), ("final", "a", "Hi")]
 
 
 def test_the_open_items_interim_state_is_one_slot() -> None:

@@ -94,7 +94,8 @@ async def test_end_input_alone_commits_everything(
 async def test_short_flushes_are_never_committed_and_their_audio_is_kept(
     emulator: Emulator, sample_pcm: bytes, make_stt: MakeSTT
 ) -> None:
-    stt_ = make_stt(emulator)
+    # the sample's first 60 ms are silent: keep them (and so the 100 ms rule in play)
+    stt_ = make_stt(emulator, skip_silence=False)
     pcm = sample_pcm[: 48000 * 2]
     # a flush after 60 ms, then two flushes in a row: only the real segments are committed
     events = await drive(stt_.stream(), pcm, flush_at=(0.06, 1.0, 1.0))
@@ -108,7 +109,7 @@ async def test_a_short_tail_is_padded_not_dropped(
     emulator: Emulator, sample_pcm: bytes, make_stt: MakeSTT
 ) -> None:
     stt_ = make_stt(emulator)
-    pcm = sample_pcm[: 24000 + 1200]  # 0.5 s, flushed, then a 25 ms tail
+    pcm = sample_pcm[28800:54000]  # 0.5 s of the first word, flushed, then a 25 ms tail of it
     events = await drive(stt_.stream(), pcm, flush_at=(0.5,))
     items = emulator.committed_items()
     assert [len(i.audio) for i in items] == [24000, MIN_COMMIT]
@@ -119,12 +120,16 @@ async def test_own_vad_commits_at_end_of_speech_and_emits_speech_events(
     emulator: Emulator, sample_pcm: bytes, make_stt: MakeSTT
 ) -> None:
     stt_ = make_stt(emulator, vad=inference.VAD())
-    events = await drive(stt_.stream(), sample_pcm, realtime=8.0)
+    stream = stt_.stream()
+    events = await drive(stream, sample_pcm, realtime=8.0)
     items = emulator.committed_items()
-    # one commit per sentence at its end of speech, then end_input() commits the trailing silence
-    assert len(items) == 4
-    assert len(items[-1].audio) < 48000
-    assert_exactly_once(events, items, sample_pcm, every_item=True)
+    # one commit per sentence at its end of speech; the trailing silence is cleared, not
+    # committed, at end_input()
+    assert len(items) == 3
+    assert 0.5 < stream.skipped_silence_seconds < 1.3
+    assert_exactly_once(
+        events, items, sample_pcm, every_item=True, skipped_seconds=stream.skipped_silence_seconds
+    )
     speech = [ev.type for ev in events if ev.type in (SOS, EOS)]
     assert speech == [SOS, EOS] * 3
     for ev in of_type(events, EOS):

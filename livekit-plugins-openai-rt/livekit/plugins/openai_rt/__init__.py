@@ -26,6 +26,7 @@ from .models import (
     model_spec,
 )
 from .options import DEFAULT_SERVER_VAD, STTOptions
+from .protocol import AudioFormatName
 from .stream import SpeechStream
 from .stt import STT
 from .translation_stream import TranslationStream
@@ -41,6 +42,7 @@ __all__ = [
     "TranscriptionModel",
     "DelayValue",
     "NoiseReduction",
+    "AudioFormatName",
     "TranslationSTT",
     "TranslationStream",
     "TranslationOptions",

@@ -1,7 +1,8 @@
 """Sans-I/O bookkeeping of a stream's audio: what was appended, committed, transcribed.
 
 The ledger is what makes "nothing lost, nothing duplicated" checkable and replayable. Positions
-are absolute byte offsets into the stream's audio (pcm16, 24 kHz), counted from its first byte.
+are absolute byte offsets into the stream's audio, in the session's input format
+(:class:`~.protocol.AudioFormat`: pcm16 at 24 kHz or G.711 at 8 kHz), counted from its first byte.
 The audio itself is held once, contiguously, in an :class:`AudioStore`; a :class:`Segment` is a
 span of it that becomes (or will become) one server item. Every byte belongs to exactly one
 segment: a committed one waiting for its transcript, or the open one (appended since the last
@@ -17,7 +18,7 @@ from bisect import bisect_right
 from collections import deque
 from dataclasses import dataclass, field
 
-from .protocol import BYTES_PER_SECOND, MIN_COMMIT_BYTES, ServerError, TranscriptCompleted
+from .protocol import PCM16, AudioFormat, ServerError, TranscriptCompleted
 
 
 class AudioStore:
@@ -111,11 +112,6 @@ class Segment:
         return self.end - self.start
 
     @property
-    def seconds(self) -> float:
-        """Audio seconds in the span."""
-        return self.nbytes / BYTES_PER_SECOND
-
-    @property
     def done(self) -> bool:
         """The server answered for it (transcript or failure)."""
         return self.result is not None or self.failure is not None
@@ -159,10 +155,13 @@ class AudioLedger:
         replay_limit_bytes: most untranscribed audio held for replay after a reconnect. Past it
             the oldest held audio is let go, but never audio the live socket has not been sent
             yet: that is a backlog, not a replay.
+        audio_format: the format the positions count bytes of (the commit minimum is its).
     """
 
-    def __init__(self, *, replay_limit_bytes: int) -> None:
+    def __init__(self, *, replay_limit_bytes: int, audio_format: AudioFormat = PCM16) -> None:
         self._replay_limit = replay_limit_bytes
+        self.format = audio_format
+        """The audio format (units of every position)."""
         self._seq = 0
         self.store = AudioStore()
         """The held audio."""
@@ -187,24 +186,39 @@ class AudioLedger:
         self.open.end = self.store.end
         self._apply_bound()
 
-    def commit(self) -> Segment | None:
-        """Close the open segment for a client commit.
+    def commit(self, end: int | None = None) -> Segment | None:
+        """Close the open audio up to ``end`` (default: all of it) for a client commit; what
+        follows ``end`` stays open.
 
-        Returns None (and keeps the audio open, to go with the next commit) when it holds less
-        than the server's 100 ms minimum.
+        Returns None (and keeps the audio open, to go with the next commit) when the span holds
+        less than the server's 100 ms minimum.
         """
-        if self.open.nbytes < MIN_COMMIT_BYTES:
+        end = self._open_end(end)
+        if end - self.open.start < self.format.min_commit_bytes:
             return None
-        seg = self.open
-        self._start_open(seg.end)
+        if end == self.open.end:
+            seg = self.open
+            self._start_open(end)
+        else:
+            seg = self._split_open(end)
         self.in_flight.append(seg)
         return seg
+
+    def clear_open(self, end: int | None = None) -> int:
+        """Drop the open audio up to ``end`` (default: all of it): nothing will transcribe it.
+        Returns the bytes dropped. The sender clears the server's buffer of whatever of it was
+        sent (see :class:`~.sender.Sender`)."""
+        end = self._open_end(end)
+        dropped = end - self.open.start
+        self.open.start = end
+        self._drop_unneeded()
+        return dropped
 
     def padding_needed(self) -> int:
         """Bytes of silence that bring a non-empty open segment up to the commit minimum (end of
         input: a short tail is committed padded rather than dropped)."""
-        if 0 < self.open.nbytes < MIN_COMMIT_BYTES:
-            return MIN_COMMIT_BYTES - self.open.nbytes
+        if 0 < self.open.nbytes < self.format.min_commit_bytes:
+            return self.format.min_commit_bytes - self.open.nbytes
         return 0
 
     # -- server side ----------------------------------------------------------------------------
@@ -295,10 +309,7 @@ class AudioLedger:
 
     def abandon_open(self) -> int:
         """Drop the open audio (nothing will commit it); returns its size in bytes."""
-        n = self.open.nbytes
-        self._start_open(self.open.end)
-        self._drop_unneeded()
-        return n
+        return self.clear_open()
 
     # -- reconnect ------------------------------------------------------------------------------
 
@@ -352,6 +363,10 @@ class AudioLedger:
 
     def _start_open(self, pos: int) -> None:
         self.open = Segment(seq=self._next_seq(), start=pos, end=pos)
+
+    def _open_end(self, end: int | None) -> int:
+        """``end`` clamped into the open audio (None: its end)."""
+        return self.open.end if end is None else min(self.open.end, max(self.open.start, end))
 
     def _split_open(self, end: int) -> Segment:
         """Cut the open audio at ``end``: a new segment for the part before it."""

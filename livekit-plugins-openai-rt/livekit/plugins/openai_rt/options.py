@@ -20,7 +20,15 @@ from .models import (
     model_spec,
     warn_if_deprecated,
 )
-from .protocol import TURN_DETECTION_TYPES, SessionConfig, TurnDetection, realtime_url
+from .protocol import (
+    AUDIO_FORMATS,
+    TURN_DETECTION_TYPES,
+    AudioFormat,
+    AudioFormatName,
+    SessionConfig,
+    TurnDetection,
+    realtime_url,
+)
 from .session import Timers
 
 DEFAULT_SERVER_VAD: TurnDetection = {
@@ -62,6 +70,9 @@ class STTOptions:
     model_family: str | None = None
     """The model whose rules apply when ``model`` is an alias (an Azure deployment name, a
     gateway's model name); None: ``model`` itself."""
+    audio_format: AudioFormatName = "pcm16"
+    skip_silence: bool = True
+    prewarm_ttl: float = 60.0
 
     def __post_init__(self) -> None:
         language = normalize_language(self.language) if self.language else None
@@ -79,6 +90,11 @@ class STTOptions:
     def spec(self) -> ModelSpec:
         """The model's row in the model table (the family's, for an alias)."""
         return model_spec(self.model_family or self.model)
+
+    @property
+    def format(self) -> AudioFormat:
+        """The input audio format (what goes on the wire, and the core's units)."""
+        return AUDIO_FORMATS[self.audio_format]
 
     @property
     def server_commits(self) -> bool:
@@ -147,6 +163,7 @@ class STTOptions:
             noise_reduction=self.noise_reduction,
             logprobs=self.logprobs,
             model_family=self.model_family,
+            audio_format=self.format,
         )
 
 
@@ -216,6 +233,15 @@ def validate(opts: STTOptions) -> None:
             f"{opts.model} does not report logprobs; remove logprobs=True "
             "(gpt-4o-transcribe and gpt-4o-mini-transcribe do)"
         )
+    if opts.audio_format not in AUDIO_FORMATS:
+        raise ValueError(
+            f"audio_format must be one of {', '.join(map(repr, AUDIO_FORMATS))} "
+            f"(pcm16: 24 kHz PCM; pcmu/pcma: G.711 at 8 kHz, for phone calls); "
+            f"got {opts.audio_format!r}"
+        )
+    if not isinstance(opts.skip_silence, bool):
+        raise ValueError(f"skip_silence must be True or False; got {opts.skip_silence!r}")
+    _check_number("prewarm_ttl", opts.prewarm_ttl, minimum=0.0, inclusive=False)
     _check_number("replay_seconds", opts.replay_seconds, minimum=0.0)
     _check_number("final_timeout", opts.final_timeout, minimum=0.0, inclusive=False)
     _check_number("result_timeout", opts.result_timeout, minimum=0.0, inclusive=False)

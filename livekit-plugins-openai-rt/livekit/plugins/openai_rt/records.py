@@ -21,11 +21,14 @@ from .ledger import ReplayPlan
 class Transcript:
     """A transcript for the stream to emit.
 
+    ``kind``: ``"interim"`` (the text so far of audio not committed yet, or of a model that
+    answers after the commit), ``"preflight"`` (the text so far of a committed item of a model
+    that streams before the commit: stable enough to start an answer on), ``"final"``.
     ``start``/``end`` are seconds of the stream's audio (0 = its first byte), 0.0 when unknown
     (an interim before its commit).
     """
 
-    kind: Literal["interim", "final"]
+    kind: Literal["interim", "preflight", "final"]
     item_id: str
     text: str
     language: str

@@ -1,10 +1,17 @@
-"""What the server answered, put in order: interim text per item, results that arrive before
-their ``committed``, and finals released in commit order with their usage.
+"""What the server answered, put in order: interim and preflight text per item, results that
+arrive before their ``committed``, and finals released in commit order with their usage.
 
 Part of the sans-I/O session core (:mod:`.session` owns one :class:`Results`). Ordering follows
 the guide's advice (docs/protocol.md §4.1.5): completions of different turns may arrive in any
 order; ``committed`` (with ``previous_item_id``) gives the order, which is the order of the
 stream's own commits.
+
+Preflight: a model that streams its text while the audio arrives (``streams_before_commit``,
+§2.3) already holds most of an item's text when the client commits it. From that commit on, the
+item's text is a *preflight* transcript (the LiveKit contract: stable enough to start an answer
+on): emitted at the commit, again whenever a later delta of the same item changes it, then the
+final. When the server's final text is the concatenation of the deltas (§7 D.25), the final
+equals the last preflight.
 """
 
 from __future__ import annotations
@@ -39,8 +46,13 @@ class Results:
         self._emit = emit
         self.language = ""
         """The configured language, for transcripts the server does not tag."""
-        self._texts: dict[str, str] = {}  # interim text per in-flight item
+        self.preflight = False
+        """The model streams before the commit (its committed items' text is preflight)."""
+        self._texts: dict[str, str] = {}  # text per in-flight item (named or tentative id)
         self._open_item: tuple[str, str] | None = None  # (id, text) of the item not committed
+        # ids of open items a client commit took before a committed named them
+        self._tentative: dict[str, Segment] = {}
+        self._preflights: dict[str, str] = {}  # last preflight text per item id
         self._parked: dict[str, Result] = {}
         self._released: deque[str] = deque(maxlen=RELEASED_IDS_KEPT)
 
@@ -53,35 +65,60 @@ class Results:
         """Item ids are per socket: forget the old socket's."""
         self._texts.clear()
         self._open_item = None
+        self._tentative.clear()
+        self._preflights.clear()
         self._parked.clear()
 
-    def delta(self, ev: p.TranscriptDelta, *, streams_before_commit: bool) -> bool:
-        """A transcript delta: emits the item's interim text. True when it is about a result
-        the socket owes (the server is working on it)."""
-        seg = self._ledger.find(ev.item_id)
-        owed = False
+    def delta(self, ev: p.TranscriptDelta) -> bool:
+        """A transcript delta: emits the item's interim (or preflight) text. True when it is
+        about a result the socket owes (the server is working on it)."""
+        seg = self._ledger.find(ev.item_id) or self._tentative.get(ev.item_id)
         if seg is not None:
             if seg.done:
                 return False
-            owed = True
             text = self._texts.get(ev.item_id, "") + ev.delta
             self._texts[ev.item_id] = text
-        elif ev.item_id in self._released or not streams_before_commit:
+            self._show(ev.item_id, text, seg, p.confidence(ev.logprobs))
+            return seg.commit_issued or seg.item_id is not None
+        if ev.item_id in self._released or not self.preflight:
             # a late delta for a released item, or one for an item this stream never committed
             return False
-        else:
-            # the item the server builds from the open audio (streaming models): one slot
-            if self._open_item is None or self._open_item[0] != ev.item_id:
-                self._open_item = (ev.item_id, "")
-            text = self._open_item[1] + ev.delta
-            self._open_item = (ev.item_id, text)
+        # the item the server builds from the open audio (streaming models): one slot
+        if self._open_item is None or self._open_item[0] != ev.item_id:
+            self._open_item = (ev.item_id, "")
+        text = self._open_item[1] + ev.delta
+        self._open_item = (ev.item_id, text)
         if text.strip():
             self._emit(
                 Transcript(
                     "interim", ev.item_id, text, self.language, confidence=p.confidence(ev.logprobs)
                 )
             )
-        return owed
+        return False
+
+    def committing(self, seg: Segment) -> None:
+        """The stream committed ``seg``: the open item's text so far is its text, and (for a
+        model that streams before the commit) its first preflight transcript."""
+        if not self.preflight or self._open_item is None:
+            return
+        item_id, text = self._open_item
+        self._open_item = None
+        self._tentative[item_id] = seg
+        self._texts[item_id] = text
+        self._show(item_id, text, seg)
+
+    def cleared(self) -> None:
+        """The open audio was dropped: the open item's text belonged to it."""
+        self._open_item = None
+
+    def refused(self, seg: Segment) -> None:
+        """The server refused ``seg``'s commit and kept its audio for the next one: its item is
+        the open one again."""
+        for item_id, tentative in list(self._tentative.items()):
+            if tentative is seg:
+                del self._tentative[item_id]
+                self._preflights.pop(item_id, None)
+                self._open_item = (item_id, self._texts.pop(item_id, ""))
 
     def committed(
         self,
@@ -110,9 +147,18 @@ class Results:
         seg = self._ledger.on_committed(item_id, end_pos=end_pos)
         if seg is None:
             return False
-        if self._open_item is not None and self._open_item[0] == item_id:
+        tentative = next((k for k, v in self._tentative.items() if v is seg), None)
+        if tentative is not None:
+            del self._tentative[tentative]
+            if tentative != item_id:  # the server named it otherwise: its text moves
+                self._texts[item_id] = self._texts.pop(tentative, "")
+                if tentative in self._preflights:
+                    self._preflights[item_id] = self._preflights.pop(tentative)
+        elif self._open_item is not None and self._open_item[0] == item_id:
             self._texts[item_id] = self._open_item[1]
             self._open_item = None
+            if self._is_preflight(seg):
+                self._show(item_id, self._texts[item_id], seg)
         parked = self._parked.pop(item_id, None)
         if parked is not None:
             self.result(parked, server_commits=server_commits)
@@ -160,11 +206,45 @@ class Results:
             self._parked[ev.item_id] = ev
         return None
 
+    def _is_preflight(self, seg: Segment) -> bool:
+        return self.preflight and not seg.by_server
+
+    def _show(self, item_id: str, text: str, seg: Segment, confidence: float = 0.0) -> None:
+        """Emit an item's text: a preflight once the stream committed it (only when the text
+        changed), else an interim."""
+        if not text.strip():
+            return
+        if not self._is_preflight(seg):
+            self._emit(Transcript("interim", item_id, text, self.language, confidence=confidence))
+            return
+        if self._preflights.get(item_id) == text:
+            return
+        self._preflights[item_id] = text
+        fmt = self._ledger.format
+        self._emit(
+            Transcript(
+                "preflight",
+                item_id,
+                text,
+                self.language,
+                start=fmt.seconds(seg.start),
+                end=fmt.seconds(seg.end),
+                confidence=confidence,
+            )
+        )
+
     def _emit_final(self, seg: Segment) -> None:
         item_id = seg.item_id or ""
+        for tentative in [k for k, v in self._tentative.items() if v is seg]:
+            del self._tentative[tentative]
+            self._texts.pop(tentative, None)
+            self._preflights.pop(tentative, None)
         if item_id:
             self._released.append(item_id)
             self._texts.pop(item_id, None)
+            self._preflights.pop(item_id, None)
+        fmt = self._ledger.format
+        seconds = fmt.seconds(seg.nbytes)
         result = seg.result
         if result is not None and result.transcript.strip():
             self._emit(
@@ -173,8 +253,8 @@ class Results:
                     item_id,
                     result.transcript,
                     result.language or self.language,
-                    start=seg.start / p.BYTES_PER_SECOND,
-                    end=seg.end / p.BYTES_PER_SECOND,
+                    start=fmt.seconds(seg.start),
+                    end=fmt.seconds(seg.end),
                     confidence=p.confidence(result.logprobs),
                 )
             )
@@ -182,12 +262,12 @@ class Results:
             return  # it never reached a server that transcribed it: nothing to bill
         usage = result.usage if result is not None else None
         if usage is None:
-            self._emit(UsageRecord(item_id, seg.seconds))
+            self._emit(UsageRecord(item_id, seconds))
             return
         self._emit(
             UsageRecord(
                 item_id,
-                usage.seconds if usage.kind == "duration" else seg.seconds,
+                usage.seconds if usage.kind == "duration" else seconds,
                 input_tokens=usage.input_tokens,
                 output_tokens=usage.output_tokens,
                 audio_tokens=usage.audio_tokens,

@@ -9,7 +9,8 @@ explicit decisions (configure, replay, roll over, reconnect, finish, fail), all 
 every input carries ``now`` (monotonic seconds). The asyncio adapter (:mod:`.stream`) does the
 I/O; tests drive this class directly with a fake clock.
 
-States (:class:`State`) and their transitions::
+States (:class:`State`, in :mod:`.states`) and their transitions (``socket_adopted()``, a
+prewarmed session already configured, goes through CONFIGURING to LIVE at once)::
 
     IDLE ──connecting()──> CONNECTING ──socket_opened()──> CONFIGURING ──session.updated──> LIVE
      ^                        │                                │                             │
@@ -22,16 +23,21 @@ Audio never waits for a socket: it goes into the :class:`~.ledger.AudioLedger` a
 send cursor walks the ledger while the session is LIVE. A flush is recorded in the ledger the
 moment it is taken, so losing a socket (or a send) can never lose or merge an utterance: the
 next socket's cursor starts at the oldest audio still owed a transcript (the replay).
+
+No billed silence (``skip_silence``): audio to commit that holds no speech (by the stream's VAD
+when it runs one, else by a conservative energy gate on the levels the adapter measures) is
+cleared instead of committed. With a VAD, open audio the VAD has not seen yet is held back
+(:meth:`TranscriptionSession.vad_progress`), so its end of speech commits exactly there, however
+fast the audio arrives.
 """
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 
 from . import protocol as p
 from .errors import Action, Verdict, classify_close, classify_error
+from .intake import CloseResult, Intake
 from .ledger import AudioLedger
 from .log import logger
 from .models import model_spec
@@ -47,62 +53,18 @@ from .records import (
     RollOver,
     SpeechEnd,
     SpeechStart,
+    Transcript,
 )
 from .results import Results
-from .sender import CHUNK_BYTES, Sender
-
-QUICK_FAILURE_SECONDS = 5.0
-"""A session that fails this soon after it was configured counts as an instant failure."""
-
-MAX_QUICK_FAILURES = 3
-"""Instant failures in a row after which the stream stops instead of reconnecting again."""
-
-
-class State(enum.Enum):
-    """Where a :class:`TranscriptionSession` is in its life."""
-
-    IDLE = "idle"
-    """No socket. Audio collects in the ledger; the adapter should connect."""
-    CONNECTING = "connecting"
-    """The adapter is opening a socket."""
-    CONFIGURING = "configuring"
-    """The socket is open and ``session.update`` sent; waiting for ``session.updated``."""
-    LIVE = "live"
-    """Configured: audio and commits flow."""
-    FINISHED = "finished"
-    """The input ended and every result was released. Terminal."""
-    FAILED = "failed"
-    """A failure retrying cannot fix. Terminal."""
-
-
-TRANSITIONS: Mapping[State, frozenset[State]] = {
-    State.IDLE: frozenset({State.CONNECTING, State.FINISHED, State.FAILED}),
-    State.CONNECTING: frozenset({State.CONFIGURING, State.IDLE, State.FINISHED, State.FAILED}),
-    State.CONFIGURING: frozenset({State.LIVE, State.IDLE, State.FINISHED, State.FAILED}),
-    State.LIVE: frozenset({State.IDLE, State.FINISHED, State.FAILED}),
-    State.FINISHED: frozenset(),
-    State.FAILED: frozenset(),
-}
-"""Every allowed state change; anything else is a bug and raises ``RuntimeError``."""
-
-SOCKET_STATES = frozenset({State.CONFIGURING, State.LIVE})
-"""States in which the session owns a socket."""
-
-
-@dataclass(frozen=True)
-class Timers:
-    """The session's timers, in seconds (validated by the options)."""
-
-    configure_timeout: float = 10.0
-    """How long ``session.updated`` may take after the socket opened."""
-    result_timeout: float = 10.0
-    """A result owed for this long with no word from the server (or a send blocked this
-    long) means the socket is dead: reconnect and replay."""
-    final_timeout: float = 10.0
-    """After the end of input, the same watchdog with this bound if it is shorter."""
-    rollover_margin: float = 60.0
-    """Move to a new session this long before the server's ``expires_at``, at a pause."""
-
+from .sender import Sender
+from .states import (  # re-exported: session.State, session.TRANSITIONS, session.Timers
+    MAX_QUICK_FAILURES as MAX_QUICK_FAILURES,
+    QUICK_FAILURE_SECONDS as QUICK_FAILURE_SECONDS,
+    SOCKET_STATES as SOCKET_STATES,
+    TRANSITIONS as TRANSITIONS,
+    State as State,
+    Timers as Timers,
+)
 
 # ------------------------------------------------------------------------------------------------
 # the session
@@ -116,7 +78,8 @@ class TranscriptionSession:
         timers: the watchdog and roll-over timers.
         replay_limit_bytes: most untranscribed audio kept to replay after a reconnect.
         local_vad: the stream runs a VAD of its own, so the server's speech events are not
-            reported (one source of speech start/end).
+            reported (one source of speech start/end), and that VAD says where speech is.
+        skip_silence: clear audio to commit that holds no speech instead of committing it.
     """
 
     def __init__(
@@ -126,10 +89,13 @@ class TranscriptionSession:
         timers: Timers,
         replay_limit_bytes: int,
         local_vad: bool = False,
+        skip_silence: bool = False,
     ) -> None:
         self.config = config
+        self.format = config.audio_format
+        """The input audio format: the units of every position and length."""
         self.timers = timers
-        self.ledger = AudioLedger(replay_limit_bytes=replay_limit_bytes)
+        self.ledger = AudioLedger(replay_limit_bytes=replay_limit_bytes, audio_format=self.format)
         self.local_vad = local_vad
         self.state = State.IDLE
         self.session_id = ""
@@ -143,7 +109,6 @@ class TranscriptionSession:
         self.ending: Ending | None = None
         """The decision that ended the current socket's part, until :meth:`socket_released`."""
         self._outputs: list[Output] = []
-        self._pending = bytearray()  # appended audio not yet in the ledger (< one chunk)
         self._sender = Sender(self.ledger)
         self._taken_at: float | None = None  # a message handed out and not yet reported sent
         self._opened_at = 0.0
@@ -158,7 +123,15 @@ class TranscriptionSession:
         self._final_retried = False
         self._stopped_at: dict[str, int] = {}  # server-VAD item -> stream position of its end
         self._results = Results(self.ledger, self._emit)
-        self._results.language = config.hint_language
+        self._intake = Intake(
+            self.ledger,
+            self._results,
+            self._sender,
+            skip_silence=skip_silence,
+            local_vad=local_vad,
+            extra=self._extra,
+        )
+        self._apply_config(config)
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -167,6 +140,11 @@ class TranscriptionSession:
         """The server's VAD commits turns (else flushes, the stream's VAD and the end of input
         do)."""
         return self.config.turn_detection is not None
+
+    @property
+    def configured_at(self) -> float | None:
+        """When (the ``now`` given) the current socket's session went LIVE; None before."""
+        return self._configured_at
 
     @property
     def results(self) -> Results:
@@ -214,34 +192,63 @@ class TranscriptionSession:
 
     # -- inputs: audio -------------------------------------------------------------------------------
 
-    def audio(self, pcm: bytes | memoryview) -> None:
-        """Audio appended by the user (pcm16 mono, 24 kHz)."""
-        self._pending += pcm
-        if len(self._pending) >= CHUNK_BYTES:
-            self._seal()
+    @property
+    def skipped_seconds(self) -> float:
+        """Seconds of audio cleared instead of committed because they held no speech."""
+        return self._intake.skipped_seconds
 
-    def flush(self) -> bool:
-        """Commit the audio so far (the session's VAD ended a turn). Recorded at once; the
-        commit goes out when the socket has sent the audio before it. Returns False when no
-        commit was made (the server's VAD commits, or less than 100 ms is open: that audio
-        goes with the next commit)."""
-        self._seal()
+    @property
+    def wants_level(self) -> bool:
+        """Whether the next :meth:`audio` should carry its level: the energy gate is on and
+        the open audio is not yet known to hold speech (so loud audio costs no measuring)."""
+        return self._intake.wants_level
+
+    def audio(self, data: bytes | memoryview, *, level: float | None = None) -> None:
+        """Audio appended by the user, in the session's format. ``level`` is its loudest 10 ms
+        RMS in dBFS, for the energy gate (None: not measured, so it may hold speech)."""
+        self._intake.audio(data, level)
+
+    def flush(self, at: int | None = None) -> bool:
+        """Commit the audio so far (the session's VAD ended a turn), or up to stream position
+        ``at`` (where the stream's VAD ended speech). Recorded at once; the commit goes out
+        when the socket has sent the audio before it. Audio that holds no speech is cleared
+        instead (``skip_silence``; an empty final answers the flush). When the stream's VAD
+        has not judged the audio up to a flush yet, the flush waits for it (so an end of
+        speech before it still cuts there). Returns False when no commit was made now (the
+        server's VAD commits, the flush waits for the VAD, the audio held no speech, or less
+        than 100 ms is open: that audio goes with the next commit)."""
         if self.server_commits:
+            self._intake.seal()
             logger.debug("flush ignored: the server's VAD commits", extra=self._extra())
             return False
-        return self.ledger.commit() is not None
+        return self._answer_flushes([self._intake.flush(at)])
 
     def end_input(self) -> None:
-        """No more audio: commit what is left (a short tail padded to the 100 ms minimum), and
-        finish once every result is released."""
+        """No more audio: commit what is left (a short tail padded to the 100 ms minimum, or
+        cleared when it holds no speech), and finish once every result is released."""
         self.input_ended = True
-        self._commit_tail()
+        self._intake.end()
         self._check_finished()
 
     def set_speaking(self, speaking: bool) -> None:
         """The stream's own VAD says whether speech is in progress (roll-over waits for a
-        pause)."""
+        pause; the audio it has seen since is speech)."""
         self.speaking = speaking
+        self._intake.speech.set_speaking(speaking)
+
+    def vad_progress(self, pos: int) -> bool:
+        """The stream's VAD has judged the audio up to stream position ``pos``: it may go out
+        (later audio is held back, so a later end of speech can still cut there). False when
+        ``pos`` is not a position in the audio (a VAD that does not report one): the VAD is then
+        treated as lost (see :meth:`vad_lost`), and its ends of speech commit all audio so far."""
+        positioned, flushes = self._intake.vad_progress(pos, input_ended=self.input_ended)
+        self._answer_flushes(flushes)
+        return positioned
+
+    def vad_lost(self) -> None:
+        """The stream's VAD stopped: nothing is held back any more, and every later byte may
+        hold speech."""
+        self._answer_flushes(self._intake.vad_lost())
 
     def update_config(self, config: p.SessionConfig, *, new_session: bool) -> None:
         """Options changed. In place with a ``session.update`` when the server allows it; with
@@ -249,8 +256,10 @@ class TranscriptionSession:
         at the next pause."""
         if config == self.config:
             return
+        if config.audio_format != self.format:
+            raise ValueError("a stream's audio format cannot change; open a new stream")
         self.config = config
-        self._results.language = config.hint_language
+        self._apply_config(config)
         if new_session:
             self._new_session_wanted = True
         elif self.state is State.LIVE:
@@ -282,6 +291,31 @@ class TranscriptionSession:
         self._taken_at = None
         self._send_config()
         self._emit(Configure(self.config))
+
+    def socket_adopted(
+        self,
+        now: float,
+        *,
+        wall: float,
+        opened_at: float,
+        created: p.SessionCreated,
+        configured: p.SessionConfig,
+    ) -> None:
+        """The adapter took over a socket that was opened at ``opened_at`` and already
+        configured with ``configured`` (a prewarmed session): the session is LIVE at once, and
+        sends a ``session.update`` only if its own configuration differs."""
+        self._set_state(State.CONFIGURING)
+        self.session_id = ""
+        self.ending = None
+        self._opened_at = opened_at
+        self._configured_at = None
+        self._wall_offset = wall - now
+        self._rollover_at = self._hard_deadline = None
+        self._sender.reset()
+        self._taken_at = None
+        self._config_sent = configured
+        self._on_created(created)
+        self._on_updated(now)
 
     def socket_closed(self, now: float, *, code: int | None, reason: str) -> None:
         """The server closed the socket (``code`` None when it just broke)."""
@@ -391,17 +425,17 @@ class TranscriptionSession:
 
     # -- internals: audio out ------------------------------------------------------------------------
 
-    def _seal(self) -> None:
-        if self._pending:
-            self.ledger.append(bytes(self._pending))
-            self._pending.clear()
+    def _answer_flushes(self, results: Sequence[CloseResult | None]) -> bool:
+        """A flush that cleared its audio is answered with an empty final (so a framework
+        waiting on it goes on at once). True when one committed."""
+        for result in results:
+            if result == "cleared":
+                self._emit(Transcript("final", "", "", self._results.language))
+        return "committed" in results
 
-    def _commit_tail(self) -> None:
-        self._seal()
-        pad = self.ledger.padding_needed()
-        if pad:
-            self.ledger.append(bytes(pad))
-        self.ledger.commit()
+    def _apply_config(self, config: p.SessionConfig) -> None:
+        self._results.language = config.hint_language
+        self._results.preflight = model_spec(config.family).streams_before_commit
 
     def _send_config(self) -> None:
         update = p.session_update(self.config, event_id="session_update")
@@ -434,28 +468,26 @@ class TranscriptionSession:
             logger.warning(
                 "replaying %.2f s of audio to the new session; %.2f s older than the replay "
                 "bound could not be replayed%s",
-                plan.owed_bytes / p.BYTES_PER_SECOND,
-                plan.lost_bytes / p.BYTES_PER_SECOND,
+                self.format.seconds(plan.owed_bytes),
+                self.format.seconds(plan.lost_bytes),
                 f" ({len(plan.lost_segments)} utterance(s) lost)" if plan.lost_segments else "",
                 extra={**self._extra(), "lost_bytes": plan.lost_bytes},
             )
         elif plan.owed_bytes:
             logger.debug(
                 "replaying %.2f s of audio",
-                plan.owed_bytes / p.BYTES_PER_SECOND,
+                self.format.seconds(plan.owed_bytes),
                 extra=self._extra(),
             )
         if plan.lost_segments:
             self._results.release()
         if self.input_ended:
             # the end-of-input commit went back into the open audio with the old socket
-            self._commit_tail()
+            self._intake.commit_tail()
         self._check_finished()
 
     def _on_delta(self, ev: p.TranscriptDelta, now: float) -> None:
-        owed = self._results.delta(
-            ev, streams_before_commit=model_spec(self.config.family).streams_before_commit
-        )
+        owed = self._results.delta(ev)
         if owed and self._owed_since is not None:
             self._owed_since = now  # the server is working on what it owes
 
@@ -467,6 +499,9 @@ class TranscriptionSession:
             end_pos=end_pos,
             server_commits=self.server_commits,
         ):
+            seg = self.ledger.find(ev.item_id)
+            if seg is not None and seg.by_server:
+                self._sender.server_committed(seg.end)
             self._after_results(now)
 
     def _on_result(self, ev: p.TranscriptCompleted | p.TranscriptFailed, now: float) -> None:
@@ -483,7 +518,7 @@ class TranscriptionSession:
         if self.local_vad or self.speaking:
             return
         self.speaking = True
-        self._emit(SpeechStart(self._sender.stream_pos(ev.audio_start_ms) / p.BYTES_PER_SECOND))
+        self._emit(SpeechStart(self.format.seconds(self._sender.stream_pos(ev.audio_start_ms))))
 
     def _on_speech_stopped(self, ev: p.SpeechStopped) -> None:
         pos = self._sender.stream_pos(ev.audio_end_ms)
@@ -491,7 +526,7 @@ class TranscriptionSession:
         if self.local_vad or not self.speaking:
             return
         self.speaking = False
-        self._emit(SpeechEnd(pos / p.BYTES_PER_SECOND))
+        self._emit(SpeechEnd(self.format.seconds(pos)))
 
     def _on_error(self, err: p.ServerError, now: float) -> None:
         verdict = classify_error(err.code, err.type, configuring=self.state is State.CONFIGURING)
@@ -526,6 +561,8 @@ class TranscriptionSession:
             extra=extra,
         )
         self.ledger.refuse(seg)
+        self._sender.refused(seg)
+        self._results.refused(seg)
         self._owed_since = now if self.ledger.owed() else None
         if not self.input_ended:
             return
@@ -533,13 +570,13 @@ class TranscriptionSession:
         # (the server had less than we sent, e.g. its VAD already committed it)
         if not self._final_retried:
             self._final_retried = True
-            self._commit_tail()
+            self._intake.commit_tail()
             return
         dropped = self.ledger.abandon_open()
         logger.warning(
             "end of input: the server refused to commit the last %.0f ms of audio twice; "
             "not waiting for it",
-            dropped / p.BYTES_PER_SECOND * 1000,
+            self.format.seconds(dropped) * 1000,
             extra=self._extra(),
         )
         self._check_finished()
@@ -590,7 +627,7 @@ class TranscriptionSession:
     def _check_finished(self) -> None:
         if not self.input_ended or self.ending is not None or self.state is State.FAILED:
             return
-        if self.ledger.in_flight or self.ledger.open.nbytes or self._pending:
+        if self.ledger.in_flight or self.ledger.open.nbytes or self._intake.pending:
             return
         self._set_state(State.FINISHED)
         self._end(Finish())

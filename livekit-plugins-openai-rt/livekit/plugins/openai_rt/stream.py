@@ -9,6 +9,7 @@ send, when to commit, reconnect, roll over, finish or fail) is the session's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Coroutine, Sequence
@@ -32,12 +33,14 @@ from livekit.agents import (
 )
 
 from . import protocol as p, records as r, session as s
+from .audio import G711Encoder, level_dbfs
 from .auth import Credentials, CredentialsError
 from .connection import Binary, Closed, Connection, HandshakeRefused, Text, TransportError
 from .errors import Action, classify_http_status
 from .log import logger
 from .models import DelayValue, NoiseReduction
 from .options import STTOptions
+from .prewarm import WarmSession, adopt
 from .usage import TranscriptionUsage
 
 if TYPE_CHECKING:
@@ -56,7 +59,8 @@ class SpeechStream(stt.RecognizeStream):
 
     Push audio with ``push_frame`` (any rate; stereo is downmixed); ``flush()`` commits the
     audio so far (the session's VAD calls it at end of speech); ``end_input()`` commits the
-    rest, and iteration ends after the last final transcript.
+    rest, and iteration ends after the last final transcript. Audio to commit that holds no
+    speech is cleared instead (``skip_silence``, see :attr:`skipped_silence_seconds`).
     """
 
     def __init__(
@@ -68,17 +72,23 @@ class SpeechStream(stt.RecognizeStream):
         credentials: Credentials,
         http_session: aiohttp.ClientSession,
         vad: vad_mod.VAD | None,
+        warm: asyncio.Task[WarmSession | None] | None = None,
     ) -> None:
-        super().__init__(stt=stt, conn_options=conn_options, sample_rate=p.SAMPLE_RATE)
+        fmt = opts.format
+        # the framework resamples every pushed frame to the format's rate
+        super().__init__(stt=stt, conn_options=conn_options, sample_rate=fmt.sample_rate)
         self._opts = opts
         self._credentials = credentials
         self._http = http_session
         self._vad = vad
+        self._warm = warm  # a prewarmed session to take over first (see prewarm.py)
+        self._encoder = G711Encoder(fmt) if fmt.sample_bytes == 1 else None
         self._session = s.TranscriptionSession(
             opts.session_config(),
             timers=opts.timers(configure_timeout=conn_options.timeout),
-            replay_limit_bytes=int(opts.replay_seconds * p.BYTES_PER_SECOND),
+            replay_limit_bytes=int(opts.replay_seconds * fmt.bytes_per_second),
             local_vad=vad is not None,
+            skip_silence=opts.skip_silence,
         )
         self._conn: Connection | None = None
         self._ended = asyncio.Event()  # the session reached a decision that ends its socket
@@ -89,11 +99,18 @@ class SpeechStream(stt.RecognizeStream):
         self._time_offset = 0.0
         self._configured = False  # the current socket's session reached LIVE
         self._sessions_task: asyncio.Future[None] | None = None
+        self._vad_task: asyncio.Task[None] | None = None
 
     @property
     def session(self) -> s.TranscriptionSession:
         """The sans-I/O session this stream drives (its state, ledger and counters)."""
         return self._session
+
+    @property
+    def skipped_silence_seconds(self) -> float:
+        """Seconds of audio this stream cleared instead of committing because they held no
+        speech (``skip_silence``): audio not billed and not transcribed."""
+        return self._session.skipped_seconds
 
     @property
     def skipped_server_frames(self) -> int:
@@ -147,9 +164,9 @@ class SpeechStream(stt.RecognizeStream):
     async def _run(self) -> None:
         self._time_offset = self.start_time_offset
         vad_stream = self._vad.stream() if self._vad is not None else None
-        self._spawn(self._pump(vad_stream), "pump")
         if vad_stream is not None:
-            self._spawn(self._vad_loop(vad_stream), "vad")
+            self._vad_task = self._spawn(self._vad_loop(vad_stream), "vad")
+        self._spawn(self._pump(vad_stream), "pump")
         self._spawn(self._timers(), "timers")
         self._sessions_task = asyncio.ensure_future(self._sessions())
         try:
@@ -188,11 +205,15 @@ class SpeechStream(stt.RecognizeStream):
                 return
             if session.state is s.State.FAILED:
                 raise self._fatal(session.ending)
-            conn = await self._open(attempts)
-            if conn is None:
-                attempts += 1
-                continue
-            decision = await self._serve(conn)
+            warm = await self._adopt() if self._warm is not None else None
+            if warm is not None:
+                decision = await self._serve(warm.conn, warm)
+            else:
+                conn = await self._open(attempts)
+                if conn is None:
+                    attempts += 1
+                    continue
+                decision = await self._serve(conn)
             if isinstance(decision, r.Finish):
                 return
             if isinstance(decision, r.Fail):
@@ -211,13 +232,31 @@ class SpeechStream(stt.RecognizeStream):
             self._emit_error(error, recoverable=True)
             await self._backoff(attempts, None)
 
+    async def _adopt(self) -> WarmSession | None:
+        """Take over the prewarmed session, once it is ready (None if it failed: the stream
+        connects itself)."""
+        task, self._warm = self._warm, None
+        assert task is not None
+        session = self._session
+        session.connecting()
+        started = time.perf_counter()
+        warm = await adopt(task)
+        if warm is None or warm.conn.closed:
+            session.connect_failed()
+            return None
+        if session.state is not s.State.CONNECTING:
+            # the input ended with nothing to transcribe while the session was being set up
+            await warm.conn.close()
+            return None
+        self._report_connection_acquired(time.perf_counter() - started, True)
+        logger.debug("taking over a prewarmed session", extra=self._extra())
+        return warm
+
     async def _open(self, attempts: int) -> Connection | None:
         """Open and configure-request a socket; None after a retryable failure (already waited
         out), raising when the failure is fatal or the budget is spent."""
         session = self._session
-        url = p.realtime_url(
-            self._opts.base_url, model=self._opts.model, model_in_url=self._opts.model_in_url
-        )
+        url = connection_url(self._opts)
         session.connecting()
         started = time.perf_counter()
         try:
@@ -278,13 +317,23 @@ class SpeechStream(stt.RecognizeStream):
         self._report_connection_acquired(time.perf_counter() - started, False)
         return conn
 
-    async def _serve(self, conn: Connection) -> r.Ending:
-        """Run one socket until the session decides it is done with it."""
+    async def _serve(self, conn: Connection, warm: WarmSession | None = None) -> r.Ending:
+        """Run one socket (a fresh one, or the ``warm`` one taken over) until the session
+        decides it is done with it."""
         session = self._session
         self._conn = conn
         self._configured = False
         self._ended.clear()
-        session.socket_opened(time.monotonic(), wall=time.time())
+        if warm is None:
+            session.socket_opened(time.monotonic(), wall=time.time())
+        else:
+            session.socket_adopted(
+                time.monotonic(),
+                wall=time.time(),
+                opened_at=warm.opened_at,
+                created=warm.created,
+                configured=warm.config,
+            )
         receiver = self._spawn(self._receive(conn), "receive")
         self._drain()
         try:
@@ -375,28 +424,49 @@ class SpeechStream(stt.RecognizeStream):
 
     async def _pump(self, vad_stream: vad_mod.VADStream | None) -> None:
         """Input channel -> session (and the stream's VAD). Audio is recorded in the session
-        before anything awaits, so a blocked or cancelled send can never lose it."""
+        before anything awaits, so a blocked or cancelled send can never lose it. Frames are
+        measured for the energy gate (while it needs it) and G.711-encoded here."""
         session = self._session
+        rate = session.format.sample_rate
+        encoder = self._encoder
         async for item in self._input_ch:
             if isinstance(item, rtc.AudioFrame):
                 if self._first_audio_wall is None:
                     self._first_audio_wall = time.time() - item.duration
-                session.audio(item.data)
+                level = level_dbfs(item.data, rate) if session.wants_level else None
+                session.audio(
+                    item.data if encoder is None else encoder.encode(item.data), level=level
+                )
                 if vad_stream is not None:
                     try:
                         vad_stream.push_frame(item)
                     except RuntimeError:
                         vad_stream = None  # the VAD stream closed: its own task reports why
+                        session.vad_lost()
             else:
                 session.flush()
+                self._drain()
             await self._write()
+        if vad_stream is not None and self._vad_task is not None:
+            # the VAD judges the last audio before the tail is committed or cleared, however
+            # fast the input came
+            with contextlib.suppress(RuntimeError):
+                vad_stream.end_input()
+            await asyncio.wait({self._vad_task})
         session.end_input()
         self._drain()
 
     async def _vad_loop(self, vad_stream: vad_mod.VADStream) -> None:
-        """The stream's own VAD: START/END_OF_SPEECH, and a commit at each end of speech."""
+        """The stream's own VAD: START/END_OF_SPEECH, a commit exactly where each speech ends
+        (``VADEvent.timestamp`` is the audio the VAD has judged), and the hold on audio it has
+        not judged yet."""
         session = self._session
+        fmt = session.format
+        positioned = True  # the VAD's events say where in the audio they are
         async for ev in vad_stream:
+            pos = fmt.position(ev.timestamp)
+            if positioned:
+                positioned = session.vad_progress(pos)
             if ev.type == vad_mod.VADEventType.START_OF_SPEECH and not session.speaking:
                 session.set_speaking(True)
                 self._emit(
@@ -409,8 +479,8 @@ class SpeechStream(stt.RecognizeStream):
                     stt.SpeechEventType.END_OF_SPEECH,
                     speech_end_time=time.time() - ev.silence_duration,
                 )
-                session.flush()
-                self._drain()
+                session.flush(at=pos if positioned else None)
+            self._drain()
 
     async def _timers(self) -> None:
         session = self._session
@@ -480,21 +550,17 @@ class SpeechStream(stt.RecognizeStream):
 
     def _on_output(self, out: r.Output) -> None:
         if isinstance(out, r.Transcript):
-            final = out.kind == "final"
+            timed = out.kind != "interim" and out.end > 0.0
             self._event_ch.send_nowait(
                 stt.SpeechEvent(
-                    type=(
-                        stt.SpeechEventType.FINAL_TRANSCRIPT
-                        if final
-                        else stt.SpeechEventType.INTERIM_TRANSCRIPT
-                    ),
+                    type=_TRANSCRIPT_EVENTS[out.kind],
                     request_id=out.item_id,
                     alternatives=[
                         stt.SpeechData(
                             language=LanguageCode(out.language),
                             text=out.text,
-                            start_time=self._time_offset + out.start if final else 0.0,
-                            end_time=self._time_offset + out.end if final else 0.0,
+                            start_time=self._time_offset + out.start if timed else 0.0,
+                            end_time=self._time_offset + out.end if timed else 0.0,
                             confidence=out.confidence,
                         )
                     ],
@@ -530,6 +596,19 @@ class SpeechStream(stt.RecognizeStream):
 
     def _extra(self, **more: object) -> dict[str, object]:
         return {"session_id": self._session.session_id, "model": self._opts.model, **more}
+
+
+_TRANSCRIPT_EVENTS = {
+    "interim": stt.SpeechEventType.INTERIM_TRANSCRIPT,
+    "preflight": stt.SpeechEventType.PREFLIGHT_TRANSCRIPT,
+    "final": stt.SpeechEventType.FINAL_TRANSCRIPT,
+}
+
+
+def connection_url(opts: STTOptions) -> str:
+    """The URL of a transcription socket for ``opts`` (streams and the prewarmed session open
+    the same; the headers come from the STT's credentials on each connect)."""
+    return p.realtime_url(opts.base_url, model=opts.model, model_in_url=opts.model_in_url)
 
 
 def _api_error(failure: r.Failure) -> APIError:

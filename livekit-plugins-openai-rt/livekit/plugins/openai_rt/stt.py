@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import weakref
@@ -27,8 +28,15 @@ from .auth import AzureADTokenProvider, AzureKey, BearerKey, Credentials, TokenP
 from .log import logger
 from .models import DEFAULT_MODEL, DelayValue, NoiseReduction, TranscriptionModel, model_spec
 from .options import DEFAULT_SERVER_VAD, STTOptions, as_tuple, validate
-from .protocol import TurnDetection, azure_base_url, is_loopback_host, is_plaintext
-from .stream import SpeechStream
+from .prewarm import Prewarmer, WarmSession, open_warm
+from .protocol import (
+    AudioFormatName,
+    TurnDetection,
+    azure_base_url,
+    is_loopback_host,
+    is_plaintext,
+)
+from .stream import SpeechStream, connection_url
 from .usage import TranscriptionUsage
 
 
@@ -64,6 +72,9 @@ class STT(stt.STT):
         result_timeout: float = 10.0,
         rollover_margin: float = 60.0,
         heartbeat: float | None = 10.0,
+        audio_format: AudioFormatName = "pcm16",
+        skip_silence: bool = True,
+        prewarm_ttl: float = 60.0,
         _credentials: Credentials | None = None,
     ) -> None:
         """Create the STT. Invalid combinations raise ``ValueError`` here, before any socket.
@@ -101,6 +112,15 @@ class STT(stt.STT):
                 ``expires_at``, at an utterance boundary.
             heartbeat: websocket ping interval in seconds; a missed pong means a dead socket
                 (None: off).
+            audio_format: what goes on the wire: ``"pcm16"`` (24 kHz PCM), or G.711
+                ``"pcmu"`` / ``"pcma"`` at 8 kHz (6x fewer bytes; for phone calls, whose audio
+                is 8 kHz already). Frames of any rate are resampled to the format's rate.
+            skip_silence: audio to commit that holds no speech (by ``vad=`` when given, else a
+                conservative energy gate) is cleared instead of committed: not billed, and
+                nothing for the model to invent words from. See
+                ``SpeechStream.skipped_silence_seconds``.
+            prewarm_ttl: seconds a session opened by :meth:`prewarm` waits for a stream before
+                it is closed.
             _credentials: internal; :meth:`with_azure` passes Azure's credentials here.
         """
         credentials = _credentials or _openai_key(api_key)
@@ -133,6 +153,9 @@ class STT(stt.STT):
             rollover_margin=rollover_margin,
             heartbeat=heartbeat,
             model_family=model_family,
+            audio_format=audio_format,
+            skip_silence=skip_silence,
+            prewarm_ttl=prewarm_ttl,
         )
         validate(opts)
         _warn_if_plaintext(base_url)
@@ -153,6 +176,7 @@ class STT(stt.STT):
         self._session = http_session
         self._owned_session: aiohttp.ClientSession | None = None
         self._streams: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._prewarmer = Prewarmer(opts.prewarm_ttl)
 
     @classmethod
     def with_azure(
@@ -337,7 +361,12 @@ class STT(stt.STT):
         opts = self._opts
         if utils.is_given(language):
             opts = opts.replace(language=language or None)
-        stream = self._open_stream(opts, conn_options, vad=self._vad)
+        stream = self._open_stream(
+            opts,
+            conn_options,
+            vad=self._vad,
+            warm=self._prewarmer.take(connection_url(opts), opts.session_config()),
+        )
         self._streams.add(stream)  # option updates and aclose() reach it
         return stream
 
@@ -347,6 +376,7 @@ class STT(stt.STT):
         conn_options: APIConnectOptions,
         *,
         vad: vad_mod.VAD | None = None,
+        warm: asyncio.Task[WarmSession | None] | None = None,
     ) -> SpeechStream:
         return SpeechStream(
             stt=self,
@@ -355,10 +385,44 @@ class STT(stt.STT):
             credentials=self._credentials,
             http_session=self._ensure_session(),
             vad=vad,
+            warm=warm,
+        )
+
+    def prewarm(self) -> None:
+        """Open and configure a transcription session now, for the next :meth:`stream` to take
+        over: its first audio then goes to a ready session instead of waiting for the
+        handshake and the configuration round trip. LiveKit calls this when an agent activity
+        starts. Does nothing while a stream of this STT is open (its session is warm) or a
+        prewarmed session waits; a prewarmed session no stream takes within ``prewarm_ttl``
+        seconds is closed. Needs a running event loop."""
+        if self._prewarmer.pending or any(True for _ in self._streams):
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            logger.debug("prewarm() outside an event loop: nothing to do")
+            return
+        opts = self._opts
+        url = connection_url(opts)
+        http = self._ensure_session()
+        config = opts.session_config()
+        self._prewarmer.start(
+            url,
+            config,
+            lambda: open_warm(
+                http,
+                url,
+                credentials=self._credentials,
+                config=config,
+                timeout=DEFAULT_API_CONNECT_OPTIONS.timeout,
+                heartbeat=opts.heartbeat,
+            ),
         )
 
     async def aclose(self) -> None:
-        """Close the streams still open and the aiohttp session this STT created, if any."""
+        """Close the streams still open, the prewarmed session, and the aiohttp session this
+        STT created, if any."""
+        await self._prewarmer.aclose()
         for stream in list(self._streams):
             await stream.aclose()
         if self._owned_session is not None:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from ..models import MODELS, estimate_cost_usd
-from ..protocol import BYTES_PER_SECOND, SAMPLE_RATE
+from ..protocol import PCM16, SAMPLE_RATE
 from ..stt import STT
 from ..version import __version__
 from .assumptions import ASSUMPTIONS, PROBES, Observation, Outcome, judge_probe
@@ -149,7 +149,7 @@ async def run_check(
         write(f"error: {e}")
         return 2
     pcm = sample_pcm()
-    seconds = len(pcm) / BYTES_PER_SECOND
+    seconds = len(pcm) / PCM16.bytes_per_second
     if not _confirm(args, targets, skipped, seconds, write, ask):
         return 2
     out: Path = args.out or Path(time.strftime("openai-rt-check-%Y%m%d-%H%M%S"))

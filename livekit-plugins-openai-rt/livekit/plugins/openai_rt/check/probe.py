@@ -257,7 +257,7 @@ async def run_stream(
         answer = await sock.wait(_answer_to(UPDATE_ID), timeout=timeout, start=mark)
         if answer is None or answer.get("type") != "session.updated":
             return
-        step = int(CHUNK_SECONDS * p.BYTES_PER_SECOND)
+        step = int(CHUNK_SECONDS * p.PCM16.bytes_per_second)
         for offset in range(0, len(pcm), step):
             await sock.send_audio(pcm[offset : offset + step])
             await asyncio.sleep(CHUNK_SECONDS / pace if pace > 0 else 0)

@@ -123,7 +123,7 @@ class _Replayer:
         self.session = TranscriptionSession(
             session_config(trace),
             timers=timers,
-            replay_limit_bytes=int(REPLAY_SECONDS * p.BYTES_PER_SECOND),
+            replay_limit_bytes=int(REPLAY_SECONDS * p.PCM16.bytes_per_second),
         )
         self.wall0 = float(trace.header.get("started_at") or 0.0)
         self.ids: dict[

@@ -4,7 +4,7 @@ Usage::
 
     python -m livekit.plugins.openai_rt.testing --host 127.0.0.1 --port 8765 \\
         [--max-session-seconds N] [--api-key KEY] [--gateway-mode] \\
-        [--completed-delay S] [--script FILE] [--no-record-events]
+        [--completed-delay S] [--handshake-delay S] [--script FILE] [--no-record-events]
 
 Prints the OpenAI-style base URL (``http://<host>:<port>/v1``) on the first line of stdout, then
 serves until Ctrl-C or SIGTERM.
@@ -52,6 +52,12 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"seconds between a commit and its completed event ({COMPLETED_DELAY:g})",
     )
     parser.add_argument(
+        "--handshake-delay",
+        type=float,
+        default=0.0,
+        help="seconds each websocket upgrade takes before it is accepted (0)",
+    )
+    parser.add_argument(
         "--script",
         default=None,
         help="a text file: transcribe the i-th committed item as its i-th non-empty line "
@@ -81,6 +87,7 @@ async def _serve(args: argparse.Namespace) -> None:
         gateway_mode=args.gateway_mode,
         record_events=not args.no_record_events,
         completed_delay=args.completed_delay,
+        handshake_delay=args.handshake_delay,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

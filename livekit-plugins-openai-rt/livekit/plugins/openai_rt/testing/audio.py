@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["b64_len", "b64decode", "frame_rms", "new_id"]
+__all__ = ["b64_len", "b64decode", "decode_pcm16", "frame_rms", "new_id"]
 
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
@@ -68,6 +68,14 @@ def _alaw_table() -> npt.NDArray[np.int16]:
 
 
 _G711_TABLES = {"audio/pcmu": _ulaw_table(), "audio/pcma": _alaw_table()}
+
+
+def decode_pcm16(audio: bytes, fmt: str) -> bytes:
+    """``audio`` in input format ``fmt`` as 16-bit little-endian PCM at the format's own rate
+    (G.711 expanded by the ITU-T tables; pcm returned as is)."""
+    if fmt == "audio/pcm":
+        return audio
+    return _G711_TABLES[fmt][np.frombuffer(audio, dtype=np.uint8)].astype("<i2").tobytes()
 
 
 def frame_rms(audio: bytes, fmt: str, frame_bytes: int) -> npt.NDArray[np.float64]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .audio import new_id
+from .audio import decode_pcm16, new_id
 
 __all__ = ["EmulatedItem", "EmulatedSession", "LoggedEvent"]
 
@@ -48,6 +48,8 @@ class EmulatedItem:
         index: position among all items committed by this emulator (0-based).
         model: the transcription model at commit time, or None when transcription was off.
         audio_bytes: length of the committed audio (even when ``audio`` is not recorded).
+        format: the session's input ``format.type`` at commit (``audio/pcm``, ``audio/pcmu``
+            or ``audio/pcma``): what ``audio`` is encoded in.
     """
 
     item_id: str
@@ -61,6 +63,12 @@ class EmulatedItem:
     index: int = 0
     model: str | None = None
     audio_bytes: int = 0
+    format: str = "audio/pcm"
+
+    def pcm16(self) -> bytes:
+        """The committed audio decoded to 16-bit PCM at its format's rate (24 kHz pcm, 8 kHz
+        G.711): what the server hears."""
+        return decode_pcm16(self.audio, self.format)
 
 
 class EmulatedSession:

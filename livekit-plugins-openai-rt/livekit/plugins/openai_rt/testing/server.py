@@ -151,6 +151,10 @@ class Emulator:
             ``/openai/v1/realtime`` and ``/openai/realtime?api-version=…&deployment=…``, take an
             ``api-key`` (checked against ``api_key``) or an Entra bearer token, and accept the
             mode's deployment names as transcription models, each under its family's rules.
+        handshake_delay: seconds the websocket upgrade takes before it is accepted (the TLS
+            and websocket handshakes of a distant server; 0 by default, loopback speed). The
+            real figure depends on the network path and is not documented (docs/protocol.md
+            §1.3 [I]); 0.3 is a plausible cross-region value.
 
     Attributes:
         sessions: one :class:`EmulatedSession` per accepted websocket, in connection order (the
@@ -183,6 +187,7 @@ class Emulator:
         translator: Translator | None = None,
         translation_delay: float = 0.0,
         azure: routing.AzureMode | None = None,
+        handshake_delay: float = 0.0,
     ) -> None:
         """Configure the emulator; nothing listens until :meth:`start`."""
         self.host = host
@@ -206,6 +211,7 @@ class Emulator:
         self.azure = azure
         if azure is not None:
             self.model_rules = azure.model_rules(self.model_rules)
+        self.handshake_delay = handshake_delay
         self.sessions: list[EmulatedSession] = []
         self.events: list[LoggedEvent] = []
         self.handshakes = 0
@@ -358,6 +364,8 @@ class Emulator:
         )
         if not ws.can_prepare(request).ok:
             return self._refuse(routing.NOT_WEBSOCKET)
+        if self.handshake_delay > 0:
+            await asyncio.sleep(self.handshake_delay)
         await ws.prepare(request)
 
         record = EmulatedSession(

@@ -461,6 +461,7 @@ class ServerSession:
             index=len(self._items),
             model=tr["model"] if tr is not None else None,
             audio_bytes=len(audio),
+            format=self._format()[0],
         )
         record.items.append(item)
         self._items.append(item)

@@ -122,7 +122,8 @@ async def test_a_refused_key_raises_the_typed_error_of_a_stream(make_stt: MakeST
         stt_ = make_stt(emu, api_key="sk-wrong")
         with pytest.raises(APIStatusError) as raised:
             await stt_.recognize(
-                frame(bytes(4800)), conn_options=APIConnectOptions(max_retry=0, timeout=3.0)
+                frame(np.full(4800, 3000, dtype="<i2").tobytes()),  # speech, so a session opens
+                conn_options=APIConnectOptions(max_retry=0, timeout=3.0),
             )
     assert raised.value.status_code == 401
     assert not raised.value.retryable

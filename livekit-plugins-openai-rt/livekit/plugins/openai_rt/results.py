@@ -55,6 +55,8 @@ class Results:
         self._preflights: dict[str, str] = {}  # last preflight text per item id
         self._parked: dict[str, Result] = {}
         self._released: deque[str] = deque(maxlen=RELEASED_IDS_KEPT)
+        # empty finals owed after the final of a segment (by seq): flushes that cleared audio
+        self._empty_after: dict[int, int] = {}
 
     @property
     def held_texts(self) -> int:
@@ -187,9 +189,21 @@ class Results:
         return True
 
     def release(self) -> None:
-        """Emit the final and usage of every segment whose turn came."""
+        """Emit the final and usage of every segment whose turn came, each followed by the
+        empty finals of the flushes that cleared their audio after it was committed."""
         for seg in self._ledger.release():
             self._emit_final(seg)
+            for _ in range(self._empty_after.pop(seg.seq, 0)):
+                self._emit(Transcript("final", "", "", self.language))
+
+    def empty_final(self) -> None:
+        """A flush cleared its audio: it is answered by an empty final, which comes after the
+        finals of the turns committed before it (finals keep commit order)."""
+        if not self._ledger.in_flight:
+            self._emit(Transcript("final", "", "", self.language))
+            return
+        last = self._ledger.in_flight[-1].seq
+        self._empty_after[last] = self._empty_after.get(last, 0) + 1
 
     def _bind_unnamed(self, ev: Result, *, server_commits: bool) -> Segment | None:
         """A result for an item no ``committed`` named. If exactly one client commit waits for

@@ -53,7 +53,6 @@ from .records import (
     RollOver,
     SpeechEnd,
     SpeechStart,
-    Transcript,
 )
 from .results import Results
 from .sender import Sender
@@ -430,7 +429,7 @@ class TranscriptionSession:
         waiting on it goes on at once). True when one committed."""
         for result in results:
             if result == "cleared":
-                self._emit(Transcript("final", "", "", self._results.language))
+                self._results.empty_final()
         return "committed" in results
 
     def _apply_config(self, config: p.SessionConfig) -> None:

@@ -177,14 +177,22 @@ async def test_each_utterance_is_committed_on_the_session_flush_and_becomes_a_us
     assert turns == lines
     assert not errors, [e.error for e in errors]
 
-    # interims are the whole hypothesis so far (not deltas), ahead of each final
+    # interims are the whole hypothesis so far of their item (not deltas), one per delta the
+    # server sent, in order (a preflight transcript at the commit repeats the item's text); with
+    # the server's completion delay the next utterance's interims may come before the previous
+    # final
     assert interims, "no interim transcripts: the model streams deltas while audio arrives"
-    turn = 0
-    for t in transcripts:
-        if t.is_final:
-            turn += 1
-        elif turn < len(lines):
-            assert lines[turn].startswith(t.text), (turn, t.text)
+    hypothesis: dict[str, str] = {}
+    expected_interims: list[str] = []
+    item_ids = {item.item_id for item in items}
+    for e in events:
+        if e.direction == "out" and e.event["type"].endswith("input_audio_transcription.delta"):
+            item_id = e.event["item_id"]
+            assert item_id in item_ids  # the script's three lines are the only speech
+            hypothesis[item_id] = hypothesis.get(item_id, "") + e.event["delta"]
+            expected_interims.append(hypothesis[item_id])
+    assert list(dict.fromkeys(t.text for t in interims)) == expected_interims
+    assert all(any(line.startswith(t.text) for line in lines) for t in interims)
 
     # what OpenAI received: one session, one client commit per utterance, none refused
     assert len(emu.sessions) == 1

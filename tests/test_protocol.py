@@ -9,7 +9,6 @@ import json
 import pytest
 
 from livekit.plugins.openai_rt import protocol as p
-from livekit.plugins.openai_rt.models import estimate_cost_usd, model_spec
 
 
 def _input(event: dict) -> dict:
@@ -265,20 +264,3 @@ def test_malformed_frames_never_raise(raw: str | bytes) -> None:
 def test_a_known_type_with_missing_fields_is_malformed_not_a_crash() -> None:
     ev = p.parse_server_event('{"type": "input_audio_buffer.committed"}')
     assert isinstance(ev, p.Malformed)
-
-
-def test_model_table_rules() -> None:
-    whisper = model_spec("gpt-realtime-whisper")
-    assert (whisper.server_vad, whisper.prompt, whisper.delay) == (False, False, True)
-    assert whisper.usd_per_minute == 0.017
-    assert model_spec("gpt-4o-mini-transcribe").server_vad
-    unknown = model_spec("gpt-next-transcribe")
-    assert not unknown.known and not unknown.server_vad
-
-
-def test_cost_estimates() -> None:
-    assert estimate_cost_usd("gpt-realtime-whisper", audio_seconds=60) == pytest.approx(0.017)
-    assert estimate_cost_usd(
-        "gpt-4o-transcribe", input_tokens=1_000_000, output_tokens=100_000
-    ) == (pytest.approx(2.5 + 1.0))
-    assert estimate_cost_usd("gpt-4o-transcribe-diarize", input_tokens=10) is None

@@ -372,7 +372,10 @@ async def test_deltas_for_items_the_stream_never_committed_change_nothing(
             async for ev in stream:
                 events.append(ev)
                 if model == "gpt-realtime-whisper":
-                    held.append(stream.session.results.held_texts)
+                    # interim texts held beyond the items in flight (the server answers 0.3 s
+                    # after each commit, so several items may be in flight at once)
+                    session = stream.session
+                    held.append(session.results.held_texts - len(session.ledger.in_flight))
 
         watching = asyncio.ensure_future(watch())
         flush_at = FLUSH_POINTS if model == "gpt-realtime-whisper" else ()
@@ -396,5 +399,5 @@ async def test_deltas_for_items_the_stream_never_committed_change_nothing(
         # holds the one open slot until the real item's next delta replaces it. The interim
         # state stays the items in flight and that one slot, whatever arrives.
         assert len(stray) <= len(phantoms)
-        assert held and max(held) <= 2
+        assert held and max(held) <= 1
     assert not error_records(caplog)

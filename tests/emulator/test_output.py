@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import time
@@ -10,6 +11,7 @@ import time
 import pytest
 
 from livekit.plugins.openai_rt.testing import (
+    MODEL_RULES,
     BlockCrcTranscriber,
     ScriptTranscriber,
     expected_transcript,
@@ -31,7 +33,10 @@ MODEL_OUTPUT = {
 @pytest.mark.parametrize("model", list(MODEL_OUTPUT))
 async def test_output_per_model(make_emu: MakeEmu, model: str) -> None:
     style, usage_type = MODEL_OUTPUT[model]
-    emu = await make_emu()
+    # diarize is refused in realtime sessions (docs/protocol.md §7 B.44); a rules table that
+    # lets it run shows its segment events
+    rules = {**MODEL_RULES, model: dataclasses.replace(MODEL_RULES[model], realtime=True)}
+    emu = await make_emu(model_rules=rules)
     audio = noise(1050, seed=7)  # 10 full blocks and a 50 ms tail
     async with connect(emu) as c:
         await c.configure(model)

@@ -115,8 +115,37 @@ def test_commit_under_100_ms_is_refused_and_keeps_the_buffer() -> None:
     assert session.record.buffer_bytes == 0
 
 
+def test_the_default_completion_delay_is_realistic() -> None:
+    session, _ = new_session(now=0.0, emit_item_added=False)
+    session.handle(configure("whisper-1"), 0.0)
+    session.handle(append(noise(150)), 0.0)
+    assert [e["type"] for e in events(session.handle(COMMIT, 0.0))] == [
+        "input_audio_buffer.committed"
+    ]
+    # whisper-1's one delta halfway through the delay, completed at its end
+    assert session.poll(0.149) == []
+    assert [e["type"] for e in events(session.poll(0.15))] == [_DELTA]
+    assert session.poll(0.299) == []
+    assert [e["type"] for e in events(session.poll(0.3))] == [_COMPLETED]
+
+
+def test_an_omitted_committed_leaves_the_transcription_events() -> None:
+    session, _ = new_session(faults=FaultPlan(omit_committed={1}), completed_delay=0.0)
+    session.handle(configure("whisper-1"), 0.0)
+    out = []
+    for n in range(3):
+        session.handle(append(noise(150, seed=n)), 0.0)
+        out += events(session.handle(COMMIT, 0.0))
+    first, second, third = session.record.items
+    committed = [e["item_id"] for e in out if e["type"] == "input_audio_buffer.committed"]
+    completed = [e["item_id"] for e in out if e["type"] == _COMPLETED]
+    assert committed == [first.item_id, third.item_id]
+    assert completed == [first.item_id, second.item_id, third.item_id]
+    assert third.previous_item_id == second.item_id
+
+
 def test_commits_chain_previous_item_id() -> None:
-    session, _ = new_session()
+    session, _ = new_session(completed_delay=0.0)
     session.handle(configure("whisper-1"), 0.0)
     previous: str | None = None
     for n in range(3):
@@ -186,7 +215,7 @@ def test_completed_delay_comes_out_of_poll_in_commit_order() -> None:
 
 def test_reorder_holds_a_completion_until_the_next_one() -> None:
     plan = FaultPlan(reorder_completed=True, reorder_hold_seconds=0.3)
-    session, _ = new_session(faults=plan, emit_item_added=False)
+    session, _ = new_session(faults=plan, emit_item_added=False, completed_delay=0.0)
     session.handle(configure("whisper-1"), 0.0)
     session.handle(append(noise(150)), 0.0)
     assert [e["type"] for e in events(session.handle(COMMIT, 0.0))] == [
@@ -226,10 +255,17 @@ def test_expiry_is_due_after_max_session_seconds() -> None:
                 "event_id": None,
             },
         },
-        {"close": (1000, "invalid_request_error.session_expired")},
+        {"close": (1001, "Your session hit the maximum duration of 1 minutes.")},
     ]
     assert session.closing
     assert session.handle(COMMIT, 66.0) == []  # a closing session ignores the client
+
+
+def test_expiry_can_close_without_the_error_event() -> None:
+    session, _ = new_session(now=0.0, max_session_seconds=3600.0, expiry_error_event=False)
+    assert events(session.poll(3600.0)) == [
+        {"close": (1001, "Your session hit the maximum duration of 60 minutes.")}
+    ]
 
 
 def test_rejected_route_sends_the_error_and_closes() -> None:

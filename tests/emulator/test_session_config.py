@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from livekit.plugins.openai_rt.testing import STRICT_LANGUAGE_RULES
 from tests.emulator.helpers import Json, MakeEmu, connect
 
 
@@ -115,8 +116,13 @@ CONFIG_ERRORS: list[tuple[Json, str, str | None]] = [
     # (audio.input update, expected code, expected param)
     ({"transcription": {"model": "gpt-realtime-whisper", "prompt": "x"}}, "invalid_value",
      f"{_T}.prompt"),
-    ({"transcription": {"model": "gpt-4o-transcribe-diarize", "prompt": "x"}}, "invalid_value",
-     f"{_T}.prompt"),
+    ({"transcription": {"model": "gpt-4o-transcribe-diarize"}}, "invalid_value", f"{_T}.model"),
+    ({"transcription": {"model": "gpt-live-transcribe", "language": "en"}}, "invalid_value",
+     f"{_T}.language"),
+    ({"transcription": {"model": "gpt-transcribe"}, "turn_detection": {"type": "semantic_vad"}},
+     "invalid_value", "session.audio.input.turn_detection.type"),
+    ({"transcription": {"model": "whisper-1"}, "turn_detection": {"type": "semantic_vad"}},
+     "invalid_value", "session.audio.input.turn_detection.type"),
     ({"transcription": {"model": "gpt-realtime-whisper", "delay": "fast"}}, "invalid_value",
      f"{_T}.delay"),
     ({"transcription": {"model": "gpt-4o-transcribe", "delay": "low"}}, "invalid_value",
@@ -204,3 +210,57 @@ async def test_accepted_model_options(make_emu: MakeEmu) -> None:
         await c.update({"format": {"type": "audio/pcmu"}})
         updated = await c.until("session.updated")
         assert updated["session"]["audio"]["input"]["format"] == {"type": "audio/pcmu"}
+
+
+async def test_server_vad_per_model(make_emu: MakeEmu) -> None:
+    # docs/protocol.md §2.3 / §7 B.45: server_vad for gpt-transcribe (public clients send it),
+    # semantic_vad only where a source shows it (gpt-4o-*)
+    emu = await make_emu()
+    accepted = [
+        ("gpt-transcribe", "server_vad"),
+        ("whisper-1", "server_vad"),
+        ("gpt-4o-transcribe", "semantic_vad"),
+        ("gpt-4o-mini-transcribe", "semantic_vad"),
+    ]
+    async with connect(emu) as c:
+        for model, td_type in accepted:
+            await c.update({"transcription": {"model": model}, "turn_detection": {"type": td_type}})
+            updated = await c.until("session.updated")
+            assert updated["session"]["audio"]["input"]["turn_detection"]["type"] == td_type
+
+
+async def test_singular_language_refusal_is_a_switch_for_gpt_transcribe(make_emu: MakeEmu) -> None:
+    # refused for gpt-live-transcribe (observed); for gpt-transcribe only with the switch
+    update = {"transcription": {"model": "gpt-transcribe", "language": "en"}}
+    default = await make_emu()
+    async with connect(default) as c:
+        await c.update(update)
+        tr = (await c.until("session.updated"))["session"]["audio"]["input"]["transcription"]
+        assert tr == {"model": "gpt-transcribe", "language": "en"}
+    strict = await make_emu(model_rules=STRICT_LANGUAGE_RULES)
+    async with connect(strict) as c:
+        await c.send({"type": "session.update", "event_id": "evt_lang", "session": {
+            "type": "transcription", "audio": {"input": update}}})  # fmt: skip
+        assert (await c.until("error"))["error"] == {
+            "type": "invalid_request_error",
+            "code": "invalid_value",
+            "message": "The 'language' parameter is not supported for this transcription model. "
+            "Use 'languages' instead.",
+            "param": f"{_T}.language",
+            "event_id": "evt_lang",
+        }
+        await c.update({"transcription": {"model": "gpt-transcribe", "languages": ["en"]}})
+        tr = (await c.until("session.updated"))["session"]["audio"]["input"]["transcription"]
+        assert tr == {"model": "gpt-transcribe", "languages": ["en"]}
+
+
+async def test_diarize_is_refused_in_realtime_sessions(make_emu: MakeEmu) -> None:
+    emu = await make_emu()
+    async with connect(emu) as c:
+        await c.update({"transcription": {"model": "gpt-4o-transcribe-diarize"}})
+        err = (await c.until("error"))["error"]
+        model = '"gpt-4o-transcribe-diarize"'
+        assert (
+            err["message"] == f"Model {model} is not supported in realtime transcription sessions."
+        )
+        assert err["param"] == f"{_T}.model"

@@ -15,19 +15,33 @@ See ``openai_rt.STT`` and ``openai_rt.TranslationSTT`` for the options and
 from livekit.agents import Plugin
 
 from .log import logger
-from .models import DEFAULT_MODEL, MODELS, ModelSpec, estimate_cost_usd, model_spec
+from .models import (
+    DEFAULT_MODEL,
+    MODELS,
+    DelayValue,
+    ModelSpec,
+    NoiseReduction,
+    TranscriptionModel,
+    estimate_cost_usd,
+    model_spec,
+)
 from .options import DEFAULT_SERVER_VAD, STTOptions
 from .protocol import AudioFormatName
 from .stream import SpeechStream
 from .stt import STT
 from .translation_stream import TranslationStream
 from .translation_stt import DEFAULT_TRANSLATION_MODEL, TranslationOptions, TranslationSTT
+from .usage import TranscriptionUsage
 from .version import __version__
 
 __all__ = [
     "STT",
     "SpeechStream",
     "STTOptions",
+    "TranscriptionUsage",
+    "TranscriptionModel",
+    "DelayValue",
+    "NoiseReduction",
     "AudioFormatName",
     "TranslationSTT",
     "TranslationStream",

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from livekit.agents import NotGivenOr
 from livekit.agents.utils import is_given
 
-from .models import DELAY_VALUES, MODELS, NOISE_REDUCTION_VALUES, ModelSpec, model_spec
+from .language import normalize_language, normalize_languages
+from .models import (
+    DELAY_VALUES,
+    MODELS,
+    NOISE_REDUCTION_VALUES,
+    ModelSpec,
+    model_spec,
+    warn_if_deprecated,
+)
 from .protocol import (
     AUDIO_FORMATS,
     TURN_DETECTION_TYPES,
@@ -34,10 +43,18 @@ defaults, §3.4)."""
 
 @dataclass(frozen=True)
 class STTOptions:
-    """Validated options of an :class:`STT` (and of each stream it opens)."""
+    """Validated options of an :class:`STT` (and of each stream it opens).
+
+    Language hints are normalized when the record is made: codes lowered, regional tags cut to
+    their language (``"EN-us"`` is ``"en"``), ``languages`` without repeats, ``keywords`` as a
+    tuple; a value that is not a language code raises ``ValueError`` with the code to use.
+    ``language`` and ``languages`` are never both set.
+    """
 
     model: str
     language: str | None
+    languages: tuple[str, ...] | None
+    keywords: tuple[str, ...] | None
     delay: str | None
     prompt: str | None
     turn_detection: TurnDetection | None
@@ -57,6 +74,18 @@ class STTOptions:
     skip_silence: bool = True
     prewarm_ttl: float = 60.0
 
+    def __post_init__(self) -> None:
+        language = normalize_language(self.language) if self.language else None
+        languages = normalize_languages(self.languages) if self.languages is not None else None
+        if language is not None and languages is not None:
+            raise ValueError(
+                "pass either language= (one code) or languages= (a list), not both; "
+                f"e.g. languages={[language, *(c for c in languages if c != language)]!r}"
+            )
+        object.__setattr__(self, "language", language)
+        object.__setattr__(self, "languages", languages)
+        object.__setattr__(self, "keywords", _keywords(self.keywords))
+
     @property
     def spec(self) -> ModelSpec:
         """The model's row in the model table (the family's, for an alias)."""
@@ -73,25 +102,37 @@ class STTOptions:
         return self.turn_detection is not None
 
     def replace(self, **changes: NotGivenOr[Any]) -> STTOptions:
-        """A validated copy with the given (non-``NOT_GIVEN``) fields changed."""
+        """A validated copy with the given (non-``NOT_GIVEN``) fields changed.
+
+        A new ``language`` replaces the ``languages`` list and the other way round (the later
+        hint wins), unless both are given.
+        """
         model = changes.get("model")
         if self.model_family is not None and is_given(model) and model != self.model:
             raise ValueError(
                 f"this STT is bound to {self.model!r} (rules of {self.model_family}); "
                 "create another STT for another deployment or model name"
             )
-        new = dataclasses.replace(self, **{k: v for k, v in changes.items() if is_given(v)})
+        given = {k: v for k, v in changes.items() if is_given(v)}
+        for name in ("languages", "keywords"):
+            if name in given:
+                given[name] = as_tuple(given[name], option=name)
+        if "language" in given and "languages" not in given:
+            given["languages"] = None
+        elif "languages" in given and "language" not in given:
+            given["language"] = None
+        new = dataclasses.replace(self, **given)
         validate(new)
         return new
 
     def needs_new_session(self, old: STTOptions) -> bool:
         """Whether moving from ``old`` to these options takes a new session: a new model, or a
-        value cleared, which a ``session.update`` cannot do (it only sets fields)."""
-        return (
-            self.model != old.model
-            or (old.language is not None and self.language is None)
-            or (old.prompt is not None and self.prompt is None)
-            or (old.delay is not None and self.delay is None)
+        transcription field cleared, which a ``session.update`` cannot do (it only sets fields;
+        ``languages`` can only be replaced, docs/protocol.md §2.2)."""
+        before, after = old.session_config(), self.session_config()
+        return before.model != after.model or any(
+            getattr(before, name) is not None and getattr(after, name) is None
+            for name in ("language", "languages", "keywords", "prompt", "delay")
         )
 
     def timers(self, *, configure_timeout: float) -> Timers:
@@ -104,10 +145,18 @@ class STTOptions:
         )
 
     def session_config(self) -> SessionConfig:
-        """What ``session.update`` sends."""
+        """What ``session.update`` sends. A model that takes a ``languages`` list never gets
+        the singular ``language`` (refused, docs/protocol.md §2.2): ``language="en"`` goes as
+        ``languages: ["en"]``."""
+        language, languages = self.language, self.languages
+        if self.spec.language_hint == "languages" and language is not None:
+            languages = (language,)
+            language = None
         return SessionConfig(
             model=self.model,
-            language=self.language,
+            language=language,
+            languages=languages,
+            keywords=self.keywords,
             delay=self.delay,
             prompt=self.prompt,
             turn_detection=self.turn_detection,
@@ -132,6 +181,19 @@ def validate(opts: STTOptions) -> None:
             f"{opts.model} is a translation model: use openai_rt.TranslationSTT(model="
             f"{opts.model!r}) for it, or a transcription model here"
         )
+    if spec.refused is not None:
+        raise ValueError(spec.refused)
+    warn_if_deprecated(spec.name)
+    if opts.languages is not None and spec.known and spec.language_hint != "languages":
+        raise ValueError(
+            f"{opts.model} takes one language hint: pass language={opts.languages[0]!r} "
+            "(languages= is for the models that take a list: gpt-live-transcribe, gpt-transcribe)"
+        )
+    if opts.keywords is not None and not spec.keywords:
+        raise ValueError(
+            f"{opts.model} does not take keywords=; remove it (gpt-live-transcribe and "
+            "gpt-transcribe take keywords)"
+        )
     if opts.delay is not None:
         if opts.delay not in DELAY_VALUES:
             raise ValueError(f"delay must be one of {', '.join(DELAY_VALUES)}; got {opts.delay!r}")
@@ -155,6 +217,12 @@ def validate(opts: STTOptions) -> None:
             raise ValueError(
                 f"{opts.model} has no server VAD: pass turn_detection=None (the default for it) "
                 "and let the session's VAD, flush() or vad= commit the audio"
+            )
+        if td_type not in spec.turn_detection:
+            allowed = " or ".join(repr(t) for t in spec.turn_detection)
+            raise ValueError(
+                f"{opts.model} takes turn_detection of type {allowed}, not {td_type!r} "
+                "(docs/protocol.md §2.3); pass {'type': 'server_vad'} or None"
             )
     if opts.noise_reduction is not None and opts.noise_reduction not in NOISE_REDUCTION_VALUES:
         raise ValueError(
@@ -181,6 +249,31 @@ def validate(opts: STTOptions) -> None:
     if opts.heartbeat is not None:
         _check_number("heartbeat", opts.heartbeat, minimum=0.0, inclusive=False, none_ok=True)
     realtime_url(opts.base_url, model=opts.model, model_in_url=opts.model_in_url)
+
+
+def as_tuple(value: Sequence[str] | None, *, option: str) -> tuple[str, ...] | None:
+    """A list option (``languages``, ``keywords``) as a tuple; a bare string is refused (it
+    would otherwise become a list of its characters)."""
+    if value is None:
+        return None
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise ValueError(f"{option} must be a list of strings, e.g. {option}=[{value!r}]")
+    return tuple(value)
+
+
+def _keywords(value: object) -> tuple[str, ...] | None:
+    """``keywords`` as a tuple of non-empty strings (None for none)."""
+    if value is None:
+        return None
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise ValueError(
+            f"keywords must be a list of words or phrases, e.g. ['LiveKit']; got {value!r}"
+        )
+    words = tuple(value)
+    for word in words:
+        if not isinstance(word, str) or not word.strip():
+            raise ValueError(f"keywords must be non-empty strings; got {word!r}")
+    return words or None
 
 
 def _check_number(

@@ -269,10 +269,16 @@ def redact_url(url: str) -> str:
 
 @dataclass(frozen=True)
 class SessionConfig:
-    """Everything a transcription ``session.update`` carries."""
+    """Everything a transcription ``session.update`` carries.
+
+    ``language`` and ``languages`` are what goes on the wire: a model that takes a ``languages``
+    list gets only that (the options map ``language="en"`` to ``languages=("en",)``).
+    """
 
     model: str
     language: str | None = None
+    languages: tuple[str, ...] | None = None
+    keywords: tuple[str, ...] | None = None
     delay: str | None = None
     prompt: str | None = None
     turn_detection: TurnDetection | None = None
@@ -289,9 +295,20 @@ class SessionConfig:
         """The model whose row of the model table applies."""
         return self.model_family or self.model
 
+    @property
+    def hint_language(self) -> str:
+        """The language transcripts are tagged with when the server names none: the one hint,
+        or "" when there is none or several."""
+        if self.language:
+            return self.language
+        if self.languages is not None and len(self.languages) == 1:
+            return self.languages[0]
+        return ""
+
 
 def session_update(config: SessionConfig, *, event_id: str | None = None) -> dict[str, Any]:
-    """The GA ``session.update`` for a transcription session (§2.1).
+    """The GA ``session.update`` for a transcription session (§2.1; ``languages`` and
+    ``keywords`` §2.2).
 
     ``turn_detection`` is always sent, as ``null`` when the client commits, because a session
     starts with server VAD on (§3.4) and gpt-realtime-whisper needs it off.
@@ -299,6 +316,10 @@ def session_update(config: SessionConfig, *, event_id: str | None = None) -> dic
     transcription: dict[str, Any] = {"model": config.model}
     if config.language:
         transcription["language"] = config.language
+    if config.languages is not None:
+        transcription["languages"] = list(config.languages)
+    if config.keywords is not None:
+        transcription["keywords"] = list(config.keywords)
     if config.delay is not None:
         transcription["delay"] = config.delay
     if config.prompt is not None:

@@ -55,6 +55,8 @@ class Results:
         self._preflights: dict[str, str] = {}  # last preflight text per item id
         self._parked: dict[str, Result] = {}
         self._released: deque[str] = deque(maxlen=RELEASED_IDS_KEPT)
+        # empty finals owed after the final of a segment (by seq): flushes that cleared audio
+        self._empty_after: dict[int, int] = {}
 
     @property
     def held_texts(self) -> int:
@@ -120,8 +122,30 @@ class Results:
                 self._preflights.pop(item_id, None)
                 self._open_item = (item_id, self._texts.pop(item_id, ""))
 
-    def committed(self, item_id: str, *, end_pos: int | None, server_commits: bool) -> bool:
-        """``committed`` named an item. True when it is new (a repeat changes nothing)."""
+    def committed(
+        self,
+        item_id: str,
+        *,
+        previous_item_id: str | None = None,
+        end_pos: int | None,
+        server_commits: bool,
+    ) -> bool:
+        """``committed`` named an item. True when it is new (a repeat changes nothing).
+
+        Client commits are answered in order, so an item answers the oldest commit waiting,
+        unless its ``previous_item_id`` names an item this socket never saw committed while
+        several commits wait: that item's ``committed`` never came, and it is the one that
+        answers the oldest commit (previous_item_id orders items, docs/protocol.md §4.1.5).
+        """
+        if (
+            previous_item_id is not None
+            and end_pos is None
+            and not server_commits
+            and self._ledger.waiting_commits() >= 2
+            and self._ledger.find(previous_item_id) is None
+            and previous_item_id not in self._released
+        ):
+            self.committed(previous_item_id, end_pos=None, server_commits=False)
         seg = self._ledger.on_committed(item_id, end_pos=end_pos)
         if seg is None:
             return False
@@ -165,9 +189,21 @@ class Results:
         return True
 
     def release(self) -> None:
-        """Emit the final and usage of every segment whose turn came."""
+        """Emit the final and usage of every segment whose turn came, each followed by the
+        empty finals of the flushes that cleared their audio after it was committed."""
         for seg in self._ledger.release():
             self._emit_final(seg)
+            for _ in range(self._empty_after.pop(seg.seq, 0)):
+                self._emit(Transcript("final", "", "", self.language))
+
+    def empty_final(self) -> None:
+        """A flush cleared its audio: it is answered by an empty final, which comes after the
+        finals of the turns committed before it (finals keep commit order)."""
+        if not self._ledger.in_flight:
+            self._emit(Transcript("final", "", "", self.language))
+            return
+        last = self._ledger.in_flight[-1].seq
+        self._empty_after[last] = self._empty_after.get(last, 0) + 1
 
     def _bind_unnamed(self, ev: Result, *, server_commits: bool) -> Segment | None:
         """A result for an item no ``committed`` named. If exactly one client commit waits for

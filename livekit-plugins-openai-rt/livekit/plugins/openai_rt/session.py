@@ -53,7 +53,6 @@ from .records import (
     RollOver,
     SpeechEnd,
     SpeechStart,
-    Transcript,
 )
 from .results import Results
 from .sender import Sender
@@ -430,11 +429,11 @@ class TranscriptionSession:
         waiting on it goes on at once). True when one committed."""
         for result in results:
             if result == "cleared":
-                self._emit(Transcript("final", "", "", self._results.language))
+                self._results.empty_final()
         return "committed" in results
 
     def _apply_config(self, config: p.SessionConfig) -> None:
-        self._results.language = config.language or ""
+        self._results.language = config.hint_language
         self._results.preflight = model_spec(config.family).streams_before_commit
 
     def _send_config(self) -> None:
@@ -493,7 +492,12 @@ class TranscriptionSession:
 
     def _on_committed(self, ev: p.Committed, now: float) -> None:
         end_pos = self._stopped_at.pop(ev.item_id, None)
-        if self._results.committed(ev.item_id, end_pos=end_pos, server_commits=self.server_commits):
+        if self._results.committed(
+            ev.item_id,
+            previous_item_id=ev.previous_item_id,
+            end_pos=end_pos,
+            server_commits=self.server_commits,
+        ):
             seg = self.ledger.find(ev.item_id)
             if seg is not None and seg.by_server:
                 self._sender.server_committed(seg.end)

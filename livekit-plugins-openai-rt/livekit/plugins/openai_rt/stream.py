@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -38,8 +38,10 @@ from .auth import Credentials, CredentialsError
 from .connection import Binary, Closed, Connection, HandshakeRefused, Text, TransportError
 from .errors import Action, classify_http_status
 from .log import logger
+from .models import DelayValue, NoiseReduction
 from .options import STTOptions
 from .prewarm import WarmSession, adopt
+from .usage import TranscriptionUsage
 
 if TYPE_CHECKING:
     from .stt import STT
@@ -128,22 +130,26 @@ class SpeechStream(stt.RecognizeStream):
         *,
         model: NotGivenOr[str] = NOT_GIVEN,
         language: NotGivenOr[str | None] = NOT_GIVEN,
-        delay: NotGivenOr[str | None] = NOT_GIVEN,
+        languages: NotGivenOr[Sequence[str] | None] = NOT_GIVEN,
+        keywords: NotGivenOr[Sequence[str] | None] = NOT_GIVEN,
+        delay: NotGivenOr[DelayValue | None] = NOT_GIVEN,
         prompt: NotGivenOr[str | None] = NOT_GIVEN,
         turn_detection: NotGivenOr[p.TurnDetection | None] = NOT_GIVEN,
-        noise_reduction: NotGivenOr[str | None] = NOT_GIVEN,
+        noise_reduction: NotGivenOr[NoiseReduction | None] = NOT_GIVEN,
     ) -> None:
         """Change options of this live stream.
 
-        Language, delay, prompt, noise reduction and turn detection apply in place with a
-        ``session.update`` (also when the session is still being set up). A new model (or
-        clearing a language, prompt or delay, which an update cannot do) moves the stream to a
-        new session at the next pause, without losing audio. Raises ``ValueError`` for an
-        invalid combination, changing nothing.
+        Language hints, keywords, delay, prompt, noise reduction and turn detection apply in
+        place with a ``session.update`` (also when the session is still being set up). A new
+        model (or clearing a value, which an update cannot do) moves the stream to a new
+        session at the next pause, without losing audio. Raises ``ValueError`` for an invalid
+        combination, changing nothing.
         """
         new = self._opts.replace(
             model=model,
             language=language,
+            languages=languages,
+            keywords=keywords,
             delay=delay,
             prompt=prompt,
             turn_detection=turn_detection,
@@ -565,10 +571,12 @@ class SpeechStream(stt.RecognizeStream):
                 stt.SpeechEvent(
                     type=stt.SpeechEventType.RECOGNITION_USAGE,
                     request_id=out.item_id,
-                    recognition_usage=stt.RecognitionUsage(
+                    recognition_usage=TranscriptionUsage(
                         audio_duration=out.audio_seconds,
                         input_tokens=out.input_tokens,
                         output_tokens=out.output_tokens,
+                        audio_tokens=out.audio_tokens,
+                        text_tokens=out.text_tokens,
                     ),
                 )
             )

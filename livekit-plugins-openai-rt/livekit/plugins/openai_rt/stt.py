@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import os
 import weakref
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -15,6 +16,7 @@ from livekit.agents import (
     DEFAULT_API_CONNECT_OPTIONS,
     NOT_GIVEN,
     APIConnectOptions,
+    LanguageCode,
     NotGivenOr,
     stt,
     utils,
@@ -24,9 +26,9 @@ from livekit.agents.utils import AudioBuffer
 
 from .auth import AzureADTokenProvider, AzureKey, BearerKey, Credentials, TokenProvider
 from .log import logger
-from .models import DEFAULT_MODEL, model_spec
-from .options import DEFAULT_SERVER_VAD, STTOptions, validate
-from .prewarm import Prewarmer, open_warm
+from .models import DEFAULT_MODEL, DelayValue, NoiseReduction, TranscriptionModel, model_spec
+from .options import DEFAULT_SERVER_VAD, STTOptions, as_tuple, validate
+from .prewarm import Prewarmer, WarmSession, open_warm
 from .protocol import (
     AudioFormatName,
     TurnDetection,
@@ -35,6 +37,7 @@ from .protocol import (
     is_plaintext,
 )
 from .stream import SpeechStream, connection_url
+from .usage import TranscriptionUsage
 
 
 class STT(stt.STT):
@@ -49,12 +52,14 @@ class STT(stt.STT):
     def __init__(
         self,
         *,
-        model: str = DEFAULT_MODEL,
-        language: str | None = "en",
-        delay: str | None = None,
+        model: TranscriptionModel | str = DEFAULT_MODEL,
+        language: NotGivenOr[str | None] = NOT_GIVEN,
+        languages: Sequence[str] | None = None,
+        keywords: Sequence[str] | None = None,
+        delay: DelayValue | None = None,
         prompt: str | None = None,
         turn_detection: NotGivenOr[TurnDetection | None] = NOT_GIVEN,
-        noise_reduction: str | None = None,
+        noise_reduction: NoiseReduction | None = None,
         logprobs: bool = False,
         vad: NotGivenOr[vad_mod.VAD | None] = NOT_GIVEN,
         api_key: str | None = None,
@@ -75,8 +80,16 @@ class STT(stt.STT):
         """Create the STT. Invalid combinations raise ``ValueError`` here, before any socket.
 
         Args:
-            model: transcription model; known ones are listed in ``models.MODELS``.
-            language: ISO-639-1 hint, or None to let the model detect the language.
+            model: transcription model; known ones are listed in ``models.MODELS`` (any other
+                name is forwarded, with conservative defaults).
+            language: ISO-639-1 hint (``"en"``; case and region tags are normalized, names such
+                as ``"english"`` are refused with the code to use), or None to let the model
+                detect the language. Default ``"en"``, unless ``languages`` is given. Models
+                that take a ``languages`` list get it as a one-entry list.
+            languages: possible languages, a list of ISO-639-1 codes (gpt-live-transcribe and
+                gpt-transcribe only).
+            keywords: words or phrases to guide transcription (gpt-live-transcribe and
+                gpt-transcribe only).
             delay: ``"minimal"`` … ``"xhigh"``: latency/accuracy trade (gpt-realtime-whisper).
             prompt: context text, for models that take one (not gpt-realtime-whisper).
             turn_detection: server VAD config for models that have one; None turns it off and
@@ -120,9 +133,13 @@ class STT(stt.STT):
         if not utils.is_given(turn_detection):
             use_server_vad = spec.server_vad and not (utils.is_given(vad) and vad is not None)
             turn_detection = dict(DEFAULT_SERVER_VAD) if use_server_vad else None
+        if not utils.is_given(language):
+            language = None if languages is not None else "en"
         opts = STTOptions(
             model=model,
             language=language or None,
+            languages=as_tuple(languages, option="languages"),
+            keywords=as_tuple(keywords, option="keywords"),
             delay=delay,
             prompt=prompt,
             turn_detection=turn_detection,
@@ -146,10 +163,13 @@ class STT(stt.STT):
             capabilities=stt.STTCapabilities(
                 streaming=True,
                 interim_results=True,
-                offline_recognize=False,
+                offline_recognize=True,
                 manual_flush=True,
             )
         )
+        # recognize() runs a stream, whose RECOGNITION_USAGE already reports the exact usage
+        # as metrics: the base class's own recognize metrics would count the audio twice
+        self._recognize_metrics_needed = False
         self._opts = opts
         self._credentials = credentials
         self._vad = vad if utils.is_given(vad) else None
@@ -242,19 +262,23 @@ class STT(stt.STT):
     def update_options(
         self,
         *,
-        model: NotGivenOr[str] = NOT_GIVEN,
+        model: NotGivenOr[TranscriptionModel | str] = NOT_GIVEN,
         language: NotGivenOr[str | None] = NOT_GIVEN,
-        delay: NotGivenOr[str | None] = NOT_GIVEN,
+        languages: NotGivenOr[Sequence[str] | None] = NOT_GIVEN,
+        keywords: NotGivenOr[Sequence[str] | None] = NOT_GIVEN,
+        delay: NotGivenOr[DelayValue | None] = NOT_GIVEN,
         prompt: NotGivenOr[str | None] = NOT_GIVEN,
         turn_detection: NotGivenOr[TurnDetection | None] = NOT_GIVEN,
-        noise_reduction: NotGivenOr[str | None] = NOT_GIVEN,
+        noise_reduction: NotGivenOr[NoiseReduction | None] = NOT_GIVEN,
     ) -> None:
         """Change options for new streams and every open one (see
         ``SpeechStream.update_options``). Invalid combinations raise ``ValueError`` and change
-        nothing."""
-        changes: dict[str, NotGivenOr[object]] = {
+        nothing. A new ``language`` replaces ``languages`` and the other way round."""
+        changes: dict[str, NotGivenOr[Any]] = {
             "model": model,
             "language": language,
+            "languages": languages,
+            "keywords": keywords,
             "delay": delay,
             "prompt": prompt,
             "turn_detection": turn_detection,
@@ -283,8 +307,47 @@ class STT(stt.STT):
         language: NotGivenOr[str] = NOT_GIVEN,
         conn_options: APIConnectOptions,
     ) -> stt.SpeechEvent:
-        raise NotImplementedError(
-            "openai_rt.STT is streaming-only (offline_recognize=False): use stt.stream()"
+        """Transcribe ``buffer`` in a short-lived session: the audio (resampled and downmixed
+        like a stream's) is appended, committed once, and the final transcript returned, with
+        the session's usage in ``recognition_usage``. Server VAD is off for it: the one commit
+        covers the whole buffer. The call's session is its own: option updates made meanwhile do
+        not reach it. Failures raise the same typed ``APIError`` exceptions as a stream."""
+        opts = self._opts.replace(turn_detection=None)
+        if utils.is_given(language):
+            opts = opts.replace(language=language or None)
+        stream = self._open_stream(opts, conn_options)
+        finals: list[stt.SpeechData] = []
+        usage = TranscriptionUsage(audio_duration=0.0)
+        request_id = ""
+        async with stream:
+            frames = buffer if isinstance(buffer, list) else [buffer]
+            for frame in frames:
+                stream.push_frame(frame)
+            stream.end_input()
+            async for ev in stream:
+                if ev.type == stt.SpeechEventType.FINAL_TRANSCRIPT:
+                    finals.append(ev.alternatives[0])
+                    request_id = request_id or ev.request_id
+                elif ev.type == stt.SpeechEventType.RECOGNITION_USAGE:
+                    _add_usage(usage, ev.recognition_usage)
+        # times are seconds of the buffer: the one commit starts at its first byte
+        offset = finals[0].start_time if finals else 0.0
+        if len(finals) == 1:
+            final = dataclasses.replace(
+                finals[0], start_time=0.0, end_time=finals[0].end_time - offset
+            )
+        else:  # nothing was said (or, defensively, several items): one joined transcript
+            final = stt.SpeechData(
+                language=LanguageCode(opts.session_config().hint_language),
+                text=" ".join(f.text for f in finals),
+                start_time=0.0,
+                end_time=finals[-1].end_time - offset if finals else 0.0,
+            )
+        return stt.SpeechEvent(
+            type=stt.SpeechEventType.FINAL_TRANSCRIPT,
+            request_id=request_id,
+            alternatives=[final],
+            recognition_usage=usage,
         )
 
     def stream(
@@ -293,22 +356,37 @@ class STT(stt.STT):
         language: NotGivenOr[str] = NOT_GIVEN,
         conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
     ) -> SpeechStream:
-        """Open a streaming recognition (see :class:`SpeechStream`)."""
+        """Open a streaming recognition (see :class:`SpeechStream`). ``language`` overrides
+        the STT's language hint for this stream only."""
         opts = self._opts
         if utils.is_given(language):
-            opts = dataclasses.replace(opts, language=language or None)
-        url = connection_url(opts)
-        stream = SpeechStream(
+            opts = opts.replace(language=language or None)
+        stream = self._open_stream(
+            opts,
+            conn_options,
+            vad=self._vad,
+            warm=self._prewarmer.take(connection_url(opts), opts.session_config()),
+        )
+        self._streams.add(stream)  # option updates and aclose() reach it
+        return stream
+
+    def _open_stream(
+        self,
+        opts: STTOptions,
+        conn_options: APIConnectOptions,
+        *,
+        vad: vad_mod.VAD | None = None,
+        warm: asyncio.Task[WarmSession | None] | None = None,
+    ) -> SpeechStream:
+        return SpeechStream(
             stt=self,
             opts=opts,
             conn_options=conn_options,
             credentials=self._credentials,
             http_session=self._ensure_session(),
-            vad=self._vad,
-            warm=self._prewarmer.take(url, opts.session_config()),
+            vad=vad,
+            warm=warm,
         )
-        self._streams.add(stream)
-        return stream
 
     def prewarm(self) -> None:
         """Open and configure a transcription session now, for the next :meth:`stream` to take
@@ -351,6 +429,18 @@ class STT(stt.STT):
             await self._owned_session.close()
             self._owned_session = None
             self._session = None
+
+
+def _add_usage(total: TranscriptionUsage, usage: stt.RecognitionUsage | None) -> None:
+    """Add one RECOGNITION_USAGE event's figures to ``total``."""
+    if usage is None:
+        return
+    total.audio_duration += usage.audio_duration
+    total.input_tokens += usage.input_tokens
+    total.output_tokens += usage.output_tokens
+    if isinstance(usage, TranscriptionUsage):
+        total.audio_tokens += usage.audio_tokens
+        total.text_tokens += usage.text_tokens
 
 
 def _azure_credentials(

@@ -16,10 +16,12 @@ service produces::
 
 What it reproduces: routing and auth at the upgrade (``?model=`` on a transcription URL fails
 with ``invalid_model`` and close 4000; the beta protocol is refused), session configuration with
-per-model rules (``turn_detection`` and ``prompt`` rejected for ``gpt-realtime-whisper``,
-``delay`` values, unknown parameters), the audio buffer (the 100 ms commit minimum, a
+per-model rules (``turn_detection`` and ``prompt`` rejected for ``gpt-realtime-whisper``, the
+singular ``language`` for ``gpt-live-transcribe``, ``delay`` values, unknown parameters), the
+audio buffer (the 100 ms commit minimum, a
 deterministic server VAD), per-model transcription output (deltas before or after the commit,
-duration or token usage, logprobs, diarization segments), session expiry, and, as a mode, Azure
+duration or token usage, logprobs, completions a realistic 0.3 s after the commit), session
+expiry (close 1001), and, as a mode, Azure
 OpenAI's URL and auth shapes (``Emulator(azure=AzureMode(...))``), as specified by
 docs/protocol.md §7 A-E; and translation sessions on ``/v1/realtime/translations`` (docs/protocol.md
 §7 F: the 200 ms frame model, per-frame translated text, source text and speech stamped with
@@ -68,7 +70,7 @@ from .faults import (
 )
 from .records import EmulatedItem, EmulatedSession, LoggedEvent
 from .routing import AzureMode
-from .rules import MODEL_RULES, ModelRules
+from .rules import MODEL_RULES, STRICT_LANGUAGE_RULES, ModelRules
 from .server import Emulator
 from .transcribers import (
     BlockCrcTranscriber,
@@ -89,6 +91,7 @@ from .translation_translators import (
 
 __all__ = [
     "MODEL_RULES",
+    "STRICT_LANGUAGE_RULES",
     "UNKNOWN_EVENT_TYPE",
     "AzureMode",
     "BlockCrcTranscriber",

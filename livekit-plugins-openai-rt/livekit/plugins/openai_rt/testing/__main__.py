@@ -20,6 +20,7 @@ import sys
 from collections.abc import Sequence
 
 from .server import Emulator
+from .settings import COMPLETED_DELAY
 from .transcribers import BlockCrcTranscriber, ScriptTranscriber, Transcriber
 
 
@@ -34,7 +35,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--max-session-seconds",
         type=float,
         default=3600.0,
-        help="session_expired after this many seconds (3600)",
+        help="expire sessions (close 1001) after this many seconds (3600)",
     )
     parser.add_argument(
         "--api-key", default=None, help="the only accepted API key (default: accept any key)"
@@ -47,8 +48,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--completed-delay",
         type=float,
-        default=0.0,
-        help="seconds between a commit and its completed event (0)",
+        default=COMPLETED_DELAY,
+        help=f"seconds between a commit and its completed event ({COMPLETED_DELAY:g})",
     )
     parser.add_argument(
         "--handshake-delay",

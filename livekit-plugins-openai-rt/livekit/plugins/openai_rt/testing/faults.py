@@ -226,6 +226,12 @@ class FaultPlan:
         fail_items: the committed item(s) with these 0-based indices, counted per emulator over all
             sessions in commit order, get ``conversation.item.input_audio_transcription.failed``
             (docs/protocol.md §4.1.7) instead of deltas and ``completed``.
+        refuse_commits: the client commit(s) with these 0-based indices, counted per connection
+            in arrival order, are refused with ``input_audio_buffer_commit_empty`` as if the
+            server's buffer held less than 100 ms; the buffer is kept (docs/protocol.md §7 C.53).
+        omit_committed: the committed item(s) with these indices (counted like ``fail_items``)
+            get no ``input_audio_buffer.committed``: their transcription events name an item the
+            client never saw committed (docs/protocol.md §7 D.48).
         reorder_completed: hold each item's ``completed`` (or ``failed``) until the next item of
             the same session completes, then send the two swapped (docs/protocol.md §7 D.31). A
             held event with no follower is sent after ``reorder_hold_seconds``.
@@ -258,6 +264,8 @@ class FaultPlan:
     delay_session_updated: DelaySessionUpdated | None = None
     send_binary: SendBinary | None = None
     fail_items: int | set[int] | None = None
+    refuse_commits: int | set[int] | None = None
+    omit_committed: int | set[int] | None = None
     reorder_completed: bool = False
     reorder_hold_seconds: float = 1.0
     malformed_json_after_bytes: int | None = None
@@ -273,12 +281,15 @@ class FaultPlan:
 
     def fails_item(self, index: int) -> bool:
         """Whether the committed item ``index`` (per emulator) must fail."""
-        rule = self.fail_items
-        if rule is None:
-            return False
-        if isinstance(rule, int):
-            return rule == index
-        return index in rule
+        return _names(self.fail_items, index)
+
+    def refuses_commit(self, index: int) -> bool:
+        """Whether the client commit ``index`` (per connection) must be refused."""
+        return _names(self.refuse_commits, index)
+
+    def omits_committed(self, index: int) -> bool:
+        """Whether the committed item ``index`` (per emulator) gets no ``committed`` event."""
+        return _names(self.omit_committed, index)
 
     def is_idle(self) -> bool:
         """Whether no per-connection rule is set (the emulator's fast path on every event)."""
@@ -307,6 +318,15 @@ class FaultPlan:
             or self.send_binary is not None
             or self.stall is not None
         )
+
+
+def _names(rule: int | set[int] | None, index: int) -> bool:
+    """Whether an item rule (one index or a set of them) names item ``index``."""
+    if rule is None:
+        return False
+    if isinstance(rule, int):
+        return rule == index
+    return index in rule
 
 
 UNKNOWN_EVENT_TYPE = "emulator.unknown_event"

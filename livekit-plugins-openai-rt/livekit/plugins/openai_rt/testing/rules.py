@@ -13,6 +13,7 @@ importing the plugin's: it is an independent check of the client.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -26,6 +27,7 @@ __all__ = [
     "MIN_COMMIT_MS",
     "MODEL_RULES",
     "SEMANTIC_VAD_SILENCE_MS",
+    "STRICT_LANGUAGE_RULES",
     "VAD_FRAME_MS",
     "VAD_RMS_SCALE",
     "DeltaStyle",
@@ -96,11 +98,16 @@ class ModelRules:
     """What the emulated server accepts from, and how it answers for, one transcription model.
 
     Attributes:
-        server_vad: a non-null ``turn_detection`` is accepted (otherwise ``invalid_value``).
+        turn_detection: the ``turn_detection`` types accepted; a non-null ``turn_detection`` of
+            another type is refused with ``invalid_value``.
         prompt: ``transcription.prompt`` is accepted.
         delay: ``transcription.delay`` is accepted.
         keywords_languages: ``keywords`` and a ``languages`` list of more than one entry are
             accepted.
+        singular_language: ``transcription.language`` is accepted (models that take a
+            ``languages`` list refuse it).
+        realtime: the model runs in realtime sessions at all (otherwise ``invalid_value`` on the
+            model).
         deltas: ``"single"`` (one delta with the whole text after the commit), ``"several"``
             (word deltas after the commit) or ``"stream"`` (deltas while audio is appended,
             before the commit, on the preallocated item id).
@@ -110,7 +117,7 @@ class ModelRules:
         diarize: ``…transcription.segment`` events precede ``completed``.
     """
 
-    server_vad: bool
+    turn_detection: tuple[str, ...]
     prompt: bool
     delay: bool
     keywords_languages: bool
@@ -119,10 +126,14 @@ class ModelRules:
     logprobs: bool = False
     reports_languages: bool = False
     diarize: bool = False
+    singular_language: bool = True
+    realtime: bool = True
 
 
 _GPT_4O = ModelRules(
-    server_vad=True,  # docs/protocol.md §2.3 [V][O]
+    # server_vad docs/protocol.md §2.3 [V][O]; semantic_vad §2.3 [V] SDK transcription-session
+    # type and [O] livekit/agents#3331 (gpt-4o-mini-transcribe)
+    turn_detection=("server_vad", "semantic_vad"),
     prompt=True,  # free-text prompt (docs/protocol.md §2.2 [V] SDK)
     delay=False,  # "Only supported with gpt-realtime-whisper" (docs/protocol.md §2.2 [V] SDK)
     keywords_languages=False,  # keywords rejected on gpt-4o-* (docs/protocol.md §2.2 [O])
@@ -136,7 +147,7 @@ MODEL_RULES: Mapping[str, ModelRules] = {
     # No VAD, no prompt, takes delay, streams while audio arrives, billed per minute
     # (docs/protocol.md §0.4, §2.3: [V] OpenAI API reference, SDK; usage kind [I]).
     "gpt-realtime-whisper": ModelRules(
-        server_vad=False,
+        turn_detection=(),
         prompt=False,
         delay=True,
         keywords_languages=False,
@@ -144,19 +155,24 @@ MODEL_RULES: Mapping[str, ModelRules] = {
         usage="duration",
     ),
     # turn_detection rejected [O]; prompt accepted [O]; keywords/languages [V] SDK; delay is
-    # "only gpt-realtime-whisper" per the SDK [V], so rejected here (conservative [I]).
+    # "only gpt-realtime-whisper" per the SDK [V], so rejected here (conservative [I]); the
+    # singular `language` is refused (docs/protocol.md §2.2 [C][O] livekit/agents#6613).
     "gpt-live-transcribe": ModelRules(
-        server_vad=False,
+        turn_detection=(),
         prompt=True,
         delay=False,
         keywords_languages=True,
         deltas="stream",
         usage="duration",
+        singular_language=False,
     ),
-    # Built for committed turns; VAD not observed, so rejected (conservative [I]); keywords and
-    # languages [V] SDK; languages on completed [V] SDK; per-minute price suggests duration [I].
+    # Built for committed turns; server_vad accepted, as public clients send it
+    # (docs/protocol.md §2.3 [C] pipecat, livekit-plugins-openai, agents-js), semantic_vad not
+    # (no source [I]); keywords and languages [V] SDK; languages on completed [V] SDK;
+    # per-minute price suggests duration [I]. Whether it refuses the singular `language` is not
+    # observed in realtime sessions: accepted here, refused with STRICT_LANGUAGE_RULES.
     "gpt-transcribe": ModelRules(
-        server_vad=False,
+        turn_detection=("server_vad",),
         prompt=True,
         delay=False,
         keywords_languages=True,
@@ -170,23 +186,35 @@ MODEL_RULES: Mapping[str, ModelRules] = {
     # One delta holding the whole transcript (docs/protocol.md §7 D.25 [V] guide mirror); prompt
     # is a keyword list [V]; billed per minute (docs/protocol.md §7 D.26 [I]).
     "whisper-1": ModelRules(
-        server_vad=True,
+        turn_detection=("server_vad",),  # semantic_vad: no source [I]
         prompt=True,
         delay=False,
         keywords_languages=False,
         deltas="single",
         usage="duration",
     ),
-    # Segments with speakers (docs/protocol.md §7 D.29 [V] SDK); no prompt (docs/protocol.md §2.2
-    # [V] REST docs); VAD presumably [I]; tokens [I].
+    # Not available over the Realtime API (docs/protocol.md §2.3 [O] ndurner.github.io,
+    # Arturo-Quiroga-MSFT/GPT-4o-Transcribe-Diarize): refused. With realtime=True (a rules table
+    # of one's own) it emits segments with speakers (docs/protocol.md §7 D.29 [V] SDK); no prompt
+    # (docs/protocol.md §2.2 [V] REST docs); VAD presumably [I]; tokens [I].
     "gpt-4o-transcribe-diarize": ModelRules(
-        server_vad=True,
+        turn_detection=("server_vad",),
         prompt=False,
         delay=False,
         keywords_languages=False,
         deltas="several",
         usage="tokens",
         diarize=True,
+        realtime=False,
     ),
 }
 """The emulator's per-model rules (docs/protocol.md §2.3), keyed by ``transcription.model``."""
+
+STRICT_LANGUAGE_RULES: Mapping[str, ModelRules] = {
+    **MODEL_RULES,
+    "gpt-transcribe": dataclasses.replace(MODEL_RULES["gpt-transcribe"], singular_language=False),
+}
+""":data:`MODEL_RULES` with gpt-transcribe refusing the singular ``language`` like
+gpt-live-transcribe (``Emulator(model_rules=STRICT_LANGUAGE_RULES)``): the transcription guide
+says both models use ``languages`` instead, and the refusal is observed for gpt-live-transcribe
+only (docs/protocol.md §2.2)."""

@@ -508,7 +508,7 @@ def merge(current: Json, sess: Json) -> tuple[Json, bool]:
 
 
 def validate_rules(config: Json, td_explicit: bool, model_rules: Mapping[str, ModelRules]) -> None:
-    """Per-model rules on the merged config (docs/protocol.md §7 B.11-B.14).
+    """Per-model rules on the merged config (docs/protocol.md §7 B.11-B.14, B.44-B.46).
 
     May switch off an inherited default ``turn_detection`` in ``config`` for a model without VAD.
     """
@@ -528,7 +528,22 @@ def validate_rules(config: Json, td_explicit: bool, model_rules: Mapping[str, Mo
     rules = model_rules.get(model)
     if rules is None:
         raise invalid_enum(f"{tpath}.model", model, tuple(model_rules))
-    if not rules.server_vad and inp["turn_detection"] is not None:
+    if not rules.realtime:
+        # docs/protocol.md §7 B.44: not available over the Realtime API [O]; wording [I].
+        raise ApiError(
+            "invalid_value",
+            f'Model "{model}" is not supported in realtime transcription sessions.',
+            f"{tpath}.model",
+        )
+    td = inp["turn_detection"]
+    if td is not None and rules.turn_detection and td["type"] not in rules.turn_detection:
+        # docs/protocol.md §7 B.45: a VAD type the model has no source for [I]; wording [I].
+        raise ApiError(
+            "invalid_value",
+            f"Turn detection type '{td['type']}' is not supported for this transcription model.",
+            f"{_TURN_DETECTION_PARAM}.type",
+        )
+    if not rules.turn_detection and td is not None:
         if td_explicit:
             # docs/protocol.md §7 B.11: verbatim message and param [O] (several repos,
             # livekit/agents#5779).
@@ -540,6 +555,15 @@ def validate_rules(config: Json, td_explicit: bool, model_rules: Mapping[str, Mo
         # Inherited default VAD: the server turns it off, since clients that omit turn_detection
         # for gpt-realtime-whisper work (docs/protocol.md §2.3, livekit/agents#5779 [C]) [I].
         inp["turn_detection"] = None
+    if not rules.singular_language and tr.get("language") is not None:
+        # docs/protocol.md §7 B.46: the models that take `languages` refuse `language` [C][O]
+        # livekit/agents#6613; code and wording [I].
+        raise ApiError(
+            "invalid_value",
+            "The 'language' parameter is not supported for this transcription model. "
+            "Use 'languages' instead.",
+            f"{tpath}.language",
+        )
     if not rules.prompt and tr.get("prompt") is not None:
         # docs/protocol.md §7 B.12 [V] OpenAI API reference / [O]; wording [I].
         raise ApiError(

@@ -39,6 +39,7 @@ from .records import EmulatedItem, EmulatedSession, LoggedEvent
 from .rules import MODEL_RULES, ModelRules
 from .schema import ApiError, Json
 from .server_session import ServerSession
+from .settings import COMPLETED_DELAY
 from .transcribers import BlockCrcTranscriber, Transcriber
 from .translation_session import TranslationServerSession
 from .translation_translators import FrameCrcTranslator, Translator
@@ -121,13 +122,18 @@ class Emulator:
         api_key: the only accepted key; None accepts any non-empty key. A wrong key gets HTTP 401
             ``invalid_api_key`` at the handshake, a missing one HTTP 401 too.
         transcriber: turns item audio into text (default :class:`BlockCrcTranscriber`).
-        max_session_seconds: sessions get ``session_expired`` and are closed after this long.
+        max_session_seconds: sessions expire after this long: the ``session_expired`` error, then
+            close 1001 with the reason "Your session hit the maximum duration of N minutes."
+            (docs/protocol.md §7 E.33 [O]).
         gateway_mode: accept ``?model=`` as the transcription model, like LiteLLM or speaches,
             instead of the real server's ``invalid_model`` (docs/protocol.md §7 A.9).
         record_events: keep every event in :attr:`events` (turn off for benchmarks).
         faults: the fault plan (default: an empty :class:`FaultPlan`, which tests may fill later).
-        completed_delay: seconds between a commit and its ``completed``; post-commit deltas are
-            spread over that time.
+        completed_delay: seconds between a commit and its ``completed`` (default 0.3, a
+            realistic delay, docs/protocol.md §7 D.47 [I]); post-commit deltas are spread over
+            that time. 0 answers at once.
+        expiry_error_event: send the ``session_expired`` error before the expiry's close 1001
+            (default on, as observed; off: the close alone, also observed).
         emit_item_added: send ``conversation.item.added`` after ``committed`` and
             ``conversation.item.done`` after ``completed`` (docs/protocol.md §4.1.6 [I], default
             on).
@@ -172,7 +178,8 @@ class Emulator:
         gateway_mode: bool = False,
         record_events: bool = True,
         faults: FaultPlan | None = None,
-        completed_delay: float = 0.0,
+        completed_delay: float = COMPLETED_DELAY,
+        expiry_error_event: bool = True,
         emit_item_added: bool = True,
         close_on_turn_detection_error: bool = False,
         record_audio: bool | None = None,
@@ -192,6 +199,7 @@ class Emulator:
         self.record_events = record_events
         self.faults: FaultPlan = faults if faults is not None else FaultPlan()
         self.completed_delay = completed_delay
+        self.expiry_error_event = expiry_error_event
         self.emit_item_added = emit_item_added
         self.close_on_turn_detection_error = close_on_turn_detection_error
         self.record_audio = record_events if record_audio is None else record_audio
@@ -445,7 +453,9 @@ class Emulator:
                     await self._wait_transport_gone(conn)
                     return
                 if conn.record.close_code is None:
-                    conn.record.close_code = int(msg.data)
+                    # a close frame without a status code is "no status received", 1005
+                    # (RFC 6455 §7.1.5; docs/protocol.md §7 E.49)
+                    conn.record.close_code = int(msg.data) or 1005
                 try:
                     await ws.close(code=int(msg.data) if msg.data else 1000)
                 except ConnectionError:

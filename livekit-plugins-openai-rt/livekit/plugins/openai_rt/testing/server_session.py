@@ -111,6 +111,7 @@ class ServerSession:
         # the preallocated id of the next item (docs/protocol.md §4.3)
         self._next_item_id: str | None = None
         self._last_item_id: str | None = None
+        self._client_commits = 0  # commit events received (the fault plan counts them)
         # Session expiry (docs/protocol.md §7 E.33 [O]).
         self._outbox.at(now + host.max_session_seconds, self._expire)
 
@@ -235,14 +236,16 @@ class ServerSession:
         self._close(4000, f"{err.type}.{err.code}")
 
     def _expire(self, now: float) -> None:
-        # session_expired with the configured duration, then close 1000 (docs/protocol.md §7 E.33:
-        # shape [O] community 975036, 60-minute wording [O]; close code and reason [I]).
+        # docs/protocol.md §7 E.33: close 1001 with the message as reason [O]
+        # pollen-robotics/reachy_mini_conversation_app#134, after the session_expired error [O]
+        # fuwei007/OpenAIIOSRealtimeAPIDemo#4 unless the host turns that error off.
         if self.closing:
             return
         minutes = _format_minutes(self._host.max_session_seconds)
         message = f"Your session hit the maximum duration of {minutes} minutes."
-        self._error(ApiError("session_expired", message), None)
-        self._close(1000, "invalid_request_error.session_expired")
+        if self._host.expiry_error_event:
+            self._error(ApiError("session_expired", message), None)
+        self._close(1001, message)
 
     # -- client events -------------------------------------------------------------------------
 
@@ -414,9 +417,10 @@ class ServerSession:
     def _on_commit(self, now: float) -> None:
         _, bytes_per_ms, _ = self._format()
         buffered = self.record.buffer_bytes
-        if buffered < MIN_COMMIT_MS * bytes_per_ms:
+        index, self._client_commits = self._client_commits, self._client_commits + 1
+        if buffered < MIN_COMMIT_MS * bytes_per_ms or self._host.faults.refuses_commit(index):
             # docs/protocol.md §7 C.19 / §3.3 [O]: verbatim message, buffer untouched, session
-            # open.
+            # open (or the fault of docs/protocol.md §7 C.53).
             raise ApiError(
                 "input_audio_buffer_commit_empty",
                 "Error committing input audio buffer: buffer too small. Expected at least 100ms "
@@ -462,14 +466,15 @@ class ServerSession:
         record.items.append(item)
         self._items.append(item)
         # committed {item_id, previous_item_id (null for the first)} (docs/protocol.md §7 C.20
-        # [V] SDK).
-        self._outbox.emit(
-            {
-                "type": "input_audio_buffer.committed",
-                "previous_item_id": previous,
-                "item_id": item_id,
-            }
-        )
+        # [V] SDK), unless the fault plan leaves it out (docs/protocol.md §7 D.48).
+        if not host.faults.omits_committed(item.index):
+            self._outbox.emit(
+                {
+                    "type": "input_audio_buffer.committed",
+                    "previous_item_id": previous,
+                    "item_id": item_id,
+                }
+            )
         if host.emit_item_added:
             # docs/protocol.md §4.1.6 [I]: a user message holding the audio (bytes omitted).
             self._outbox.emit(

@@ -16,7 +16,11 @@ from .faults import FaultPlan
 from .rules import MODEL_RULES, ModelRules
 from .transcribers import BlockCrcTranscriber, Transcriber
 
-__all__ = ["SessionHost", "SessionSettings"]
+__all__ = ["COMPLETED_DELAY", "SessionHost", "SessionSettings"]
+
+COMPLETED_DELAY = 0.3
+"""Default seconds between a commit and its ``completed`` (docs/protocol.md §7 D.47 [I]: no
+public measurement; hundreds of milliseconds, as a model that transcribes a whole turn takes)."""
 
 
 class SessionHost(Protocol):
@@ -59,7 +63,12 @@ class SessionHost(Protocol):
 
     @property
     def max_session_seconds(self) -> float:
-        """Sessions get ``session_expired`` and are closed after this long."""
+        """Sessions expire (closed 1001) after this long."""
+        ...
+
+    @property
+    def expiry_error_event(self) -> bool:
+        """Send the ``session_expired`` error before the expiry's close."""
         ...
 
 
@@ -73,5 +82,6 @@ class SessionSettings:
     record_audio: bool = True
     emit_item_added: bool = True
     close_on_turn_detection_error: bool = False
-    completed_delay: float = 0.0
+    completed_delay: float = COMPLETED_DELAY
     max_session_seconds: float = 3600.0
+    expiry_error_event: bool = True

@@ -14,7 +14,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from .protocol import AudioFormat
+from .formats import AudioFormat
 
 _ULAW_SEG_END = np.array([0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF], dtype=np.int32)
 _ALAW_SEG_END = np.array([0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF], dtype=np.int32)

@@ -11,6 +11,7 @@ from typing import Any
 from livekit.agents import NotGivenOr
 from livekit.agents.utils import is_given
 
+from .formats import AUDIO_FORMATS, AudioFormat, AudioFormatName
 from .language import normalize_language, normalize_languages
 from .models import (
     DELAY_VALUES,
@@ -20,15 +21,7 @@ from .models import (
     model_spec,
     warn_if_deprecated,
 )
-from .protocol import (
-    AUDIO_FORMATS,
-    TURN_DETECTION_TYPES,
-    AudioFormat,
-    AudioFormatName,
-    SessionConfig,
-    TurnDetection,
-    realtime_url,
-)
+from .protocol import TURN_DETECTION_TYPES, SessionConfig, TurnDetection, realtime_url
 from .session import Timers
 
 DEFAULT_SERVER_VAD: TurnDetection = {

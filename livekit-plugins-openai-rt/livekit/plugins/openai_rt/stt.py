@@ -25,17 +25,12 @@ from livekit.agents import (
 from livekit.agents.utils import AudioBuffer
 
 from .auth import AzureADTokenProvider, AzureKey, BearerKey, Credentials, TokenProvider
+from .formats import AudioFormatName
 from .log import logger
 from .models import DEFAULT_MODEL, DelayValue, NoiseReduction, TranscriptionModel, model_spec
 from .options import DEFAULT_SERVER_VAD, STTOptions, as_tuple, validate
 from .prewarm import Prewarmer, WarmSession, open_warm
-from .protocol import (
-    AudioFormatName,
-    TurnDetection,
-    azure_base_url,
-    is_loopback_host,
-    is_plaintext,
-)
+from .protocol import TurnDetection, azure_base_url, is_loopback_host, is_plaintext
 from .stream import SpeechStream, connection_url
 from .usage import TranscriptionUsage
 

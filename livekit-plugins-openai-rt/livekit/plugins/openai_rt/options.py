@@ -21,8 +21,9 @@ from .models import (
     model_spec,
     warn_if_deprecated,
 )
-from .protocol import TURN_DETECTION_TYPES, SessionConfig, TurnDetection, realtime_url
+from .protocol import TURN_DETECTION_TYPES, SessionConfig, TurnDetection
 from .session import Timers
+from .urls import realtime_url
 
 DEFAULT_SERVER_VAD: TurnDetection = {
     "type": "server_vad",

@@ -1,8 +1,9 @@
 """Sans-I/O codec of the OpenAI Realtime transcription protocol.
 
-Builds the upgrade URL and headers, turns configuration into client events, and parses server
-JSON into small typed records. Nothing here touches a socket, a clock or an event loop, so all
-of it is tested without one. What to do about a failure is :mod:`.errors`' job; what to do
+Turns configuration into client events and parses server JSON into small typed records; the
+upgrade URL and headers (:mod:`.urls`) and the audio formats (:mod:`.formats`) are re-exported
+here. Nothing here touches a socket, a clock or an event loop, so all of it is tested without
+one. What to do about a failure is :mod:`.errors`' job; what to do
 about everything else is :mod:`.session`'s.
 
 Protocol facts are in ``docs/protocol.md``; section numbers are cited inline.
@@ -11,13 +12,11 @@ Protocol facts are in ``docs/protocol.md``; section numbers are cited inline.
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .formats import (  # re-exported: protocol.PCM16, protocol.AudioFormat, ...
     AUDIO_FORMATS as AUDIO_FORMATS,
@@ -30,9 +29,16 @@ from .formats import (  # re-exported: protocol.PCM16, protocol.AudioFormat, ...
     AudioFormat as AudioFormat,
     AudioFormatName as AudioFormatName,
 )
-from .version import __version__
-
-USER_AGENT = f"livekit-plugins-openai-rt/{__version__}"
+from .log import MAX_SERVER_NAME, clip
+from .urls import (  # re-exported: protocol.realtime_url, protocol.auth_headers, ...
+    auth_headers as auth_headers,
+    azure_base_url as azure_base_url,
+    azure_key_headers as azure_key_headers,
+    check_api_key as check_api_key,
+    is_loopback_host as is_loopback_host,
+    is_plaintext as is_plaintext,
+    realtime_url as realtime_url,
+)
 
 LOGPROBS_INCLUDE = "item.input_audio_transcription.logprobs"
 
@@ -40,150 +46,6 @@ TurnDetection = Mapping[str, Any]
 """A ``server_vad`` / ``semantic_vad`` object as sent in ``audio.input.turn_detection``."""
 
 TURN_DETECTION_TYPES = ("server_vad", "semantic_vad")
-
-MAX_SERVER_TEXT = 200
-"""Longest server-provided text (an error message, a parse error) kept for log lines and
-exceptions: a server can send megabytes."""
-
-MAX_SERVER_NAME = 64
-"""Longest server-provided name (a session id, an error code, type or param) kept for log lines
-and exceptions (OpenAI's are under 40 characters)."""
-
-
-def clip(text: str, limit: int = MAX_SERVER_TEXT) -> str:
-    """``text`` cut to ``limit`` characters, saying how long it was: the one place server text
-    is bounded before it reaches a log line or an exception."""
-    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} chars)"
-
-
-# --------------------------------------------------------------------------------------------
-# the upgrade request
-
-_WS_SCHEMES = {"https": "wss", "http": "ws", "wss": "wss", "ws": "ws"}
-
-
-def realtime_url(base_url: str, *, model: str, model_in_url: bool) -> str:
-    """The transcription websocket URL for an OpenAI-SDK style ``base_url``.
-
-    ``https://host/v1`` becomes ``wss://host/v1/realtime?intent=transcription``. A query the
-    base URL carries (a gateway's routing, Azure's ``api-version``) is kept, and ``intent`` is
-    added to it. The model is never in the URL unless ``model_in_url``: on OpenAI's endpoint
-    ``?model=`` selects a conversation session, and every transcription model is then refused
-    with ``invalid_model`` (§1.2); gateways that route on ``?model=`` opt in.
-
-    Raises ``ValueError`` for a URL that is not http(s)/ws(s), has no host, carries
-    credentials (``user:pass@``) or control characters.
-    """
-    parts = _checked_url(base_url, "base_url", "https://api.openai.com/v1")
-    ws_scheme = _WS_SCHEMES[parts.scheme.lower()]
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "intent"]
-    query.append(("intent", "transcription"))
-    if model_in_url:
-        query = [(k, v) for k, v in query if k != "model"] + [("model", model)]
-    path = parts.path.rstrip("/") + "/realtime"
-    return urlunsplit((ws_scheme, parts.netloc, path, urlencode(query), ""))
-
-
-def _checked_url(url: str, name: str, example: str) -> SplitResult:
-    """``url`` split, or ``ValueError`` naming the option ``name`` when it is not an
-    http(s)/ws(s) URL with a host, carries credentials (``user:pass@``) or control characters."""
-    # the messages show the URL without its query: a gateway key may ride there
-    shown = clip(redact_url(url))
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
-        raise ValueError(f"{name} contains control characters: {shown!r}")
-    parts = urlsplit(url.strip())
-    if _WS_SCHEMES.get(parts.scheme.lower()) is None or not parts.hostname:
-        raise ValueError(
-            f"{name} must be an http(s):// or ws(s):// URL such as '{example}', got {shown!r}"
-        )
-    if parts.username is not None or parts.password is not None:
-        raise ValueError(
-            f"{name} must not carry credentials (user:pass@host): pass the key as api_key="
-        )
-    return parts
-
-
-def is_loopback_host(url: str) -> bool:
-    """True when ``url``'s host is this machine (plain ``ws://`` is fine there)."""
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def is_plaintext(url: str) -> bool:
-    """True when ``url`` would carry the key unencrypted (``http://`` or ``ws://``)."""
-    return urlsplit(url).scheme.lower() in ("http", "ws")
-
-
-def check_api_key(api_key: str, name: str = "api_key") -> None:
-    """Raise ``ValueError`` for a credential that cannot go in a header (empty, or control
-    characters, such as a newline pasted with it). ``name`` says which option it came from; the
-    message never repeats the credential."""
-    if not api_key.strip():
-        raise ValueError(f"{name} is empty")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in api_key):
-        raise ValueError(f"{name} contains control characters (a trailing newline?): strip the key")
-
-
-def auth_headers(api_key: str) -> dict[str, str]:
-    """Headers for the upgrade request with a bearer credential: an OpenAI key, a gateway's key,
-    or an Azure Entra token (§1.1, §1.3). No ``OpenAI-Beta``: the beta shape is refused (§1.3)."""
-    return {"Authorization": f"Bearer {api_key}", "User-Agent": USER_AGENT}
-
-
-def azure_key_headers(api_key: str) -> dict[str, str]:
-    """Headers for the upgrade request with an Azure OpenAI resource key: ``api-key``, as the
-    SDK's Azure client sends it (§1.1, §1.3)."""
-    return {"api-key": api_key, "User-Agent": USER_AGENT}
-
-
-AZURE_V1 = "v1"
-"""The ``api_version`` that names Azure's v1 API (no dated ``api-version`` query)."""
-
-
-def azure_base_url(endpoint: str, *, deployment: str, api_version: str | None) -> str:
-    """The OpenAI-SDK style base URL of an Azure OpenAI resource, for :func:`realtime_url`.
-
-    Azure's v1 API (``api_version`` None or ``"v1"``) is ``{endpoint}/openai/v1``, so the
-    socket is ``/openai/v1/realtime?intent=transcription``; the deployment is named only in
-    ``session.update`` (Azure wants the deployment name as the transcription model). A dated
-    ``api_version`` selects ``/openai/realtime?api-version=…&deployment=…``, as the SDK's
-    ``AzureOpenAI`` builds it (§1.1). ``endpoint`` is the resource URL
-    (``https://<resource>.openai.azure.com``); a trailing ``/openai`` or ``/openai/v1`` is
-    tolerated.
-
-    Raises ``ValueError`` for an endpoint that is not an http(s)/ws(s) URL with a host, carries
-    credentials, control characters or a query, or for an empty deployment.
-    """
-    if not deployment or any(ord(c) < 0x20 or ord(c) == 0x7F for c in deployment):
-        raise ValueError(f"azure_deployment must be a deployment name, got {deployment!r}")
-    parts = _checked_url(endpoint, "azure_endpoint", "https://<resource>.openai.azure.com")
-    if parts.query or parts.fragment:
-        raise ValueError(
-            "azure_endpoint must be the resource URL without a query, such as "
-            f"'https://<resource>.openai.azure.com', got {endpoint!r}"
-        )
-    path = parts.path.rstrip("/")
-    for suffix in ("/openai/v1", "/openai"):
-        if path.endswith(suffix):
-            path = path[: -len(suffix)]
-            break
-    if api_version is None or api_version == AZURE_V1:
-        base = urlunsplit((parts.scheme, parts.netloc, path + "/openai/v1", "", ""))
-    else:
-        query = urlencode([("api-version", api_version), ("deployment", deployment)])
-        base = urlunsplit((parts.scheme, parts.netloc, path + "/openai", query, ""))
-    return base
-
-
-def redact_url(url: str) -> str:
-    """``url`` without its query string, for log lines (a gateway key could ride in it)."""
-    return url.split("?", 1)[0]
-
 
 # --------------------------------------------------------------------------------------------
 # client events

@@ -37,7 +37,7 @@ from .audio import G711Encoder, level_dbfs
 from .auth import Credentials, CredentialsError
 from .connection import Binary, Closed, Connection, HandshakeRefused, Text, TransportError
 from .errors import Action, classify_http_status
-from .log import logger
+from .log import clip, logger
 from .models import DelayValue, NoiseReduction
 from .options import STTOptions
 from .prewarm import WarmSession, adopt
@@ -175,13 +175,13 @@ class SpeechStream(stt.RecognizeStream):
             if self._task_error is None:
                 raise
             raise APIError(
-                f"openai_rt internal error: {p.clip(repr(self._task_error))}", retryable=False
+                f"openai_rt internal error: {clip(repr(self._task_error))}", retryable=False
             ) from None
         except APIError:
             raise
         except Exception as e:
             logger.exception("openai_rt stream failed unexpectedly", extra=self._extra())
-            raise APIError(f"openai_rt internal error: {p.clip(repr(e))}", retryable=False) from e
+            raise APIError(f"openai_rt internal error: {clip(repr(e))}", retryable=False) from e
         finally:
             if self._sessions_task is not None and not self._sessions_task.done():
                 self._sessions_task.cancel()

@@ -30,8 +30,9 @@ from .log import logger
 from .models import DEFAULT_MODEL, DelayValue, NoiseReduction, TranscriptionModel, model_spec
 from .options import DEFAULT_SERVER_VAD, STTOptions, as_tuple, validate
 from .prewarm import Prewarmer, WarmSession, open_warm
-from .protocol import TurnDetection, azure_base_url, is_loopback_host, is_plaintext
+from .protocol import TurnDetection
 from .stream import SpeechStream, connection_url
+from .urls import azure_base_url, is_loopback_host, is_plaintext
 from .usage import TranscriptionUsage
 
 

@@ -1,9 +1,9 @@
 """Sans-I/O codec of OpenAI's Realtime translation protocol (``/v1/realtime/translations``).
 
-The translation counterpart of :mod:`.protocol`: the upgrade URL, the client events
-(``session.update``, ``session.input_audio_buffer.append``, ``session.close``), the parsing of
-the translation server events, and the 200 ms frame arithmetic that ties an output's
-``elapsed_ms`` to the input audio it translates. Nothing here touches a socket or a clock.
+The translation counterpart of :mod:`.protocol`: the client events (``session.update``,
+``session.input_audio_buffer.append``, ``session.close``), the parsing of the translation
+server events, and the 200 ms frame arithmetic that ties an output's ``elapsed_ms`` to the
+input audio it translates; the upgrade URL is :func:`.urls.translation_url`. Nothing here touches a socket or a clock.
 
 Protocol facts are in ``docs/protocol.md`` §5 (translation sessions) and §7 F.
 """
@@ -15,9 +15,9 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from . import protocol as p
+from .urls import translation_url as translation_url  # re-exported: tp.translation_url
 
 FRAME_MS = 200
 """Translation consumes the input in 200 ms engine frames (§5.2)."""
@@ -44,25 +44,6 @@ def frames_through(elapsed_ms: int) -> int:
     frame it falls in)."""
     frames = -(-max(0, elapsed_ms) // FRAME_MS)
     return frames if ELAPSED_MS_MARKS == "frame_end" else frames + 1
-
-
-# --------------------------------------------------------------------------------------------
-# the upgrade request
-
-
-def translation_url(base_url: str, *, model: str) -> str:
-    """The translation websocket URL for an OpenAI-SDK style ``base_url``.
-
-    ``https://host/v1`` becomes ``wss://host/v1/realtime/translations?model=<model>``: the
-    model is required in the query, and no ``intent`` is sent (§1.2, §5.1). The base URL is
-    validated by :func:`.protocol.realtime_url` (scheme, host, no credentials, no control
-    characters), whose rules it shares; a query the base URL carries is kept.
-    """
-    checked = urlsplit(p.realtime_url(base_url, model=model, model_in_url=False))
-    query = [(k, v) for k, v in parse_qsl(checked.query, keep_blank_values=True) if k != "intent"]
-    query = [(k, v) for k, v in query if k != "model"] + [("model", model)]
-    path = checked.path + "/translations"
-    return urlunsplit((checked.scheme, checked.netloc, path, urlencode(query), ""))
 
 
 # --------------------------------------------------------------------------------------------

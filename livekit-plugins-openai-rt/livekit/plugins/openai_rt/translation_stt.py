@@ -26,11 +26,11 @@ from livekit.agents.utils import AudioBuffer, is_given
 from .log import logger
 from .models import MODELS, NOISE_REDUCTION_VALUES
 from .options import _check_number
-from .protocol import check_api_key
 from .session import Timers
 from .stt import _warn_if_plaintext
-from .translation_protocol import TranslationConfig, translation_url
+from .translation_protocol import TranslationConfig
 from .translation_stream import TranslationStream
+from .urls import check_api_key, translation_url
 
 DEFAULT_TRANSLATION_MODEL = "gpt-realtime-translate"
 

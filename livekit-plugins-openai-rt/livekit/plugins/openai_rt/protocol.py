@@ -14,9 +14,9 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from .formats import (  # re-exported: protocol.PCM16, protocol.AudioFormat, ...
     AUDIO_FORMATS as AUDIO_FORMATS,
@@ -117,6 +117,11 @@ def session_update(config: SessionConfig, *, event_id: str | None = None) -> dic
     session: dict[str, Any] = {"type": "transcription", "audio": {"input": audio_input}}
     if config.logprobs:
         session["include"] = [LOGPROBS_INCLUDE]
+    return session_update_event(session, event_id)
+
+
+def session_update_event(session: Mapping[str, Any], event_id: str | None) -> dict[str, Any]:
+    """A ``session.update`` carrying ``session``; ``event_id`` lets an error name it (§2.1)."""
     event: dict[str, Any] = {"type": "session.update", "session": session}
     if event_id is not None:
         event["event_id"] = event_id
@@ -307,6 +312,17 @@ def parse_server_event(raw: str | bytes) -> ServerEvent:
     would break the bookkeeping later), and server text that only reaches log lines and
     exceptions (ids, codes, messages, the parse error itself) is cut with :func:`clip`.
     """
+    return parse_event(raw, _parse_dict)
+
+
+EventT = TypeVar("EventT")
+
+
+def parse_event(raw: str | bytes, parse: Callable[[dict[str, Any]], EventT]) -> EventT | Malformed:
+    """Parse one server text frame with ``parse``, given the JSON object (whose ``type`` is a
+    string). Never raises: a frame that is not such an object, or that ``parse`` finds
+    malformed (raising ``KeyError``, ``TypeError``, ``ValueError``, …), is :class:`Malformed`.
+    Shared by the transcription and translation codecs."""
     try:
         ev = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
@@ -314,7 +330,7 @@ def parse_server_event(raw: str | bytes) -> ServerEvent:
     if not isinstance(ev, dict) or not isinstance(ev.get("type"), str):
         return Malformed("not an object with a string 'type'")
     try:
-        return _parse_dict(ev)
+        return parse(ev)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
         return Malformed(clip(f"bad {clip(ev['type'], MAX_SERVER_NAME)!r} event: {e!r}"))
 
@@ -329,7 +345,7 @@ def _parse_dict(ev: dict[str, Any]) -> ServerEvent:
         )
     if t == "conversation.item.input_audio_transcription.completed":
         return TranscriptCompleted(
-            item_id=_required_str(ev, "item_id"),
+            item_id=required_str(ev, "item_id"),
             transcript=_str(ev.get("transcript")) or "",
             usage=_usage(ev.get("usage")),
             logprobs=_logprobs(ev.get("logprobs")),
@@ -337,7 +353,7 @@ def _parse_dict(ev: dict[str, Any]) -> ServerEvent:
         )
     if t == "input_audio_buffer.committed":
         return Committed(
-            item_id=_required_str(ev, "item_id"), previous_item_id=_str(ev.get("previous_item_id"))
+            item_id=required_str(ev, "item_id"), previous_item_id=_str(ev.get("previous_item_id"))
         )
     if t == "input_audio_buffer.speech_started":
         return SpeechStarted(
@@ -347,25 +363,46 @@ def _parse_dict(ev: dict[str, Any]) -> ServerEvent:
         return SpeechStopped(
             item_id=_str(ev.get("item_id")) or "", audio_end_ms=_ms(ev["audio_end_ms"])
         )
-    if t == "error":
-        return _error(ev.get("error"))
     if t == "conversation.item.input_audio_transcription.failed":
-        return TranscriptFailed(item_id=_required_str(ev, "item_id"), error=_error(ev.get("error")))
-    if t == "session.created":
-        session = ev.get("session") or {}
-        expires = session.get("expires_at")
-        return SessionCreated(
-            session_id=_name(session.get("id")) or "",
-            expires_at=float(expires) if isinstance(expires, (int, float)) else None,
-        )
-    if t == "session.updated":
-        session = ev.get("session") or {}
-        return SessionUpdated(session_id=_name(session.get("id")) or "", session=session)
+        return TranscriptFailed(item_id=required_str(ev, "item_id"), error=_error(ev.get("error")))
+    session_event = SESSION_EVENTS.get(t)
+    if session_event is not None:
+        return session_event(ev)
     if t == "input_audio_buffer.cleared":
         return Cleared()
     if t in _IGNORED_TYPES:
         return Ignored(t)
-    return Unknown(clip(t, MAX_SERVER_NAME))
+    return unknown(t)
+
+
+def _session_created(ev: dict[str, Any]) -> SessionCreated:
+    session = ev.get("session") or {}
+    expires = session.get("expires_at")
+    return SessionCreated(
+        session_id=_name(session.get("id")) or "",
+        expires_at=float(expires) if isinstance(expires, (int, float)) else None,
+    )
+
+
+def _session_updated(ev: dict[str, Any]) -> SessionUpdated:
+    session = ev.get("session") or {}
+    return SessionUpdated(session_id=_name(session.get("id")) or "", session=session)
+
+
+SessionEvent = SessionCreated | SessionUpdated | ServerError
+"""The events every Realtime session sends, transcription and translation alike."""
+
+SESSION_EVENTS: Mapping[str, Callable[[dict[str, Any]], SessionEvent]] = {
+    "session.created": _session_created,
+    "session.updated": _session_updated,
+    "error": lambda ev: _error(ev.get("error")),
+}
+"""The parser of each :data:`SessionEvent`, by type (§4.1.1, §4.1.2, §4.1.9)."""
+
+
+def unknown(event_type: str) -> Unknown:
+    """An event of a type the client does not know (its name cut short for the log line)."""
+    return Unknown(clip(event_type, MAX_SERVER_NAME))
 
 
 def _str(value: Any) -> str | None:
@@ -375,7 +412,9 @@ def _str(value: Any) -> str | None:
     raise TypeError(f"expected a string, got {type(value).__name__}")
 
 
-def _required_str(ev: dict[str, Any], key: str) -> str:
+def required_str(ev: Mapping[str, Any], key: str) -> str:
+    """The string field ``key``; ``KeyError`` or ``TypeError`` (a malformed event) when it is
+    absent, null or not a string."""
     value = _str(ev[key])
     if value is None:
         raise TypeError(f"{key} is null")

@@ -336,7 +336,7 @@ class TranslationSession:
         )
 
     def _send_config(self) -> None:
-        self._control.append(tp.encode(tp.session_update(self.config, event_id="session_update")))
+        self._control.append(p.encode(tp.session_update(self.config, event_id="session_update")))
         self._config_sent = self.config
 
     # -- internals: server events --------------------------------------------------------------------

@@ -98,8 +98,18 @@ class SessionLifecycle(ABC, Generic[ConfigT, OutputT]):
         """Whether :meth:`take_outputs` has anything."""
         return bool(self._outputs)
 
+    @abstractmethod
+    def data_to_send(self, now: float) -> bytes | None:
+        """The next message for the socket, or None when there is nothing to send now. The
+        caller sends it and then calls :meth:`sent`; a message not reported sent for
+        ``result_timeout`` means the server stopped reading."""
+
+    @abstractmethod
+    def wants_to_send(self) -> bool:
+        """Whether :meth:`data_to_send` has a message now (a cheap check)."""
+
     def sent(self) -> None:
-        """The message last handed out by ``data_to_send`` went out."""
+        """The message last handed out by :meth:`data_to_send` went out."""
         self._taken_at = None
 
     def next_timer(self, now: float) -> float | None:

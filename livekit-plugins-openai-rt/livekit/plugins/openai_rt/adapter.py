@@ -64,11 +64,11 @@ class StreamOptions(Protocol):
         ...
 
 
-SessionT = TypeVar("SessionT", bound=SessionLifecycle[Any, Any])
-OptionsT = TypeVar("OptionsT", bound=StreamOptions)
+_SessionT = TypeVar("_SessionT", bound=SessionLifecycle[Any, Any])
+_OptionsT = TypeVar("_OptionsT", bound=StreamOptions)
 
 
-class RealtimeStream(stt.RecognizeStream, Generic[SessionT, OptionsT]):
+class RealtimeStream(stt.RecognizeStream, Generic[_SessionT, _OptionsT]):
     """A LiveKit recognize stream over one or more Realtime sessions of one session core.
 
     Push audio with ``push_frame`` (any rate; stereo is downmixed), ``flush()`` and
@@ -86,8 +86,8 @@ class RealtimeStream(stt.RecognizeStream, Generic[SessionT, OptionsT]):
         stt: stt.STT,
         conn_options: APIConnectOptions,
         sample_rate: int,
-        opts: OptionsT,
-        session: SessionT,
+        opts: _OptionsT,
+        session: _SessionT,
         http_session: aiohttp.ClientSession,
         vad: vad_mod.VAD | None,
     ) -> None:
@@ -107,7 +107,7 @@ class RealtimeStream(stt.RecognizeStream, Generic[SessionT, OptionsT]):
         self._vad_task: asyncio.Task[None] | None = None
 
     @property
-    def session(self) -> SessionT:
+    def session(self) -> _SessionT:
         """The sans-I/O session this stream drives (its state, ledger and counters)."""
         return self._session
 

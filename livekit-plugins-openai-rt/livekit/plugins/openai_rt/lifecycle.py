@@ -42,11 +42,11 @@ class SessionConfigLike(Protocol):
         ...
 
 
-ConfigT = TypeVar("ConfigT", bound=SessionConfigLike)
-OutputT = TypeVar("OutputT")
+_ConfigT = TypeVar("_ConfigT", bound=SessionConfigLike)
+_OutputT = TypeVar("_OutputT")
 
 
-class SessionLifecycle(ABC, Generic[ConfigT, OutputT]):
+class SessionLifecycle(ABC, Generic[_ConfigT, _OutputT]):
     """The states, socket inputs, shared timers and ending decisions of a session core.
 
     Args:
@@ -57,7 +57,7 @@ class SessionLifecycle(ABC, Generic[ConfigT, OutputT]):
     _noun: ClassVar[str] = "session"
     """How log lines and failure messages name this kind of session."""
 
-    def __init__(self, config: ConfigT, *, timers: Timers) -> None:
+    def __init__(self, config: _ConfigT, *, timers: Timers) -> None:
         self.config = config
         self.timers = timers
         self.state = State.IDLE
@@ -71,12 +71,12 @@ class SessionLifecycle(ABC, Generic[ConfigT, OutputT]):
         self.input_ended = False
         self.ending: Ending | None = None
         """The decision that ended the current socket's part, until :meth:`socket_released`."""
-        self._outputs: list[OutputT | Ending] = []
+        self._outputs: list[_OutputT | Ending] = []
         self._taken_at: float | None = None  # a message handed out and not yet reported sent
         self._opened_at = 0.0
         self._configured_at: float | None = None
         self._wall_offset = 0.0  # wall clock minus monotonic clock, at socket open
-        self._config_sent: ConfigT | None = None
+        self._config_sent: _ConfigT | None = None
         self._new_session_wanted = False
         self._rollover_at: float | None = None
         self._hard_deadline: float | None = None
@@ -89,7 +89,7 @@ class SessionLifecycle(ABC, Generic[ConfigT, OutputT]):
         """When (the ``now`` given) the current socket's session went LIVE; None before."""
         return self._configured_at
 
-    def take_outputs(self) -> list[OutputT | Ending]:
+    def take_outputs(self) -> list[_OutputT | Ending]:
         """The records and decisions produced since the last call, in order."""
         out, self._outputs = self._outputs, []
         return out
@@ -197,7 +197,7 @@ class SessionLifecycle(ABC, Generic[ConfigT, OutputT]):
         """Queue a ``session.update`` with :attr:`config` (and note it as sent)."""
 
     @abstractmethod
-    def _configure_record(self) -> OutputT:
+    def _configure_record(self) -> _OutputT:
         """The record that announces the ``session.update`` of a new socket."""
 
     @abstractmethod
@@ -392,7 +392,7 @@ class SessionLifecycle(ABC, Generic[ConfigT, OutputT]):
             raise RuntimeError(f"session state {self.state.value} -> {new.value} is not allowed")
         self.state = new
 
-    def _emit(self, output: OutputT | Ending) -> None:
+    def _emit(self, output: _OutputT | Ending) -> None:
         self._outputs.append(output)
 
     def _extra(self) -> dict[str, object]:

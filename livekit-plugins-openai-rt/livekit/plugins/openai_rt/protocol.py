@@ -315,10 +315,12 @@ def parse_server_event(raw: str | bytes) -> ServerEvent:
     return parse_event(raw, _parse_dict)
 
 
-EventT = TypeVar("EventT")
+_EventT = TypeVar("_EventT")
 
 
-def parse_event(raw: str | bytes, parse: Callable[[dict[str, Any]], EventT]) -> EventT | Malformed:
+def parse_event(
+    raw: str | bytes, parse: Callable[[dict[str, Any]], _EventT]
+) -> _EventT | Malformed:
     """Parse one server text frame with ``parse``, given the JSON object (whose ``type`` is a
     string). Never raises: a frame that is not such an object, or that ``parse`` finds
     malformed (raising ``KeyError``, ``TypeError``, ``ValueError``, …), is :class:`Malformed`.

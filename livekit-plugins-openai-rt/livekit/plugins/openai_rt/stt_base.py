@@ -41,10 +41,10 @@ class STTOptionsLike(Protocol):
         ...
 
 
-OptionsT = TypeVar("OptionsT", bound=STTOptionsLike)
+_OptionsT = TypeVar("_OptionsT", bound=STTOptionsLike)
 
 
-class RealtimeSTT(stt.STT, Generic[OptionsT]):
+class RealtimeSTT(stt.STT, Generic[_OptionsT]):
     """A LiveKit STT of Realtime sessions: options, open streams and the aiohttp session.
 
     Args:
@@ -57,7 +57,7 @@ class RealtimeSTT(stt.STT, Generic[OptionsT]):
     def __init__(
         self,
         *,
-        opts: OptionsT,
+        opts: _OptionsT,
         vad: NotGivenOr[vad_mod.VAD | None],
         http_session: aiohttp.ClientSession | None,
         offline_recognize: bool,
@@ -88,7 +88,7 @@ class RealtimeSTT(stt.STT, Generic[OptionsT]):
         return urlsplit(self._opts.base_url).netloc
 
     @property
-    def options(self) -> OptionsT:
+    def options(self) -> _OptionsT:
         """The current, validated options."""
         return self._opts
 

@@ -14,6 +14,7 @@ See ``openai_rt.STT`` and ``openai_rt.TranslationSTT`` for the options and
 
 from livekit.agents import Plugin
 
+from .formats import AudioFormatName
 from .log import logger
 from .models import (
     DEFAULT_MODEL,
@@ -26,7 +27,6 @@ from .models import (
     model_spec,
 )
 from .options import DEFAULT_SERVER_VAD, STTOptions
-from .protocol import AudioFormatName
 from .stream import SpeechStream
 from .stt import STT
 from .translation_stream import TranslationStream

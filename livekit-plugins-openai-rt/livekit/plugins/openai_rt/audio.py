@@ -1,4 +1,5 @@
-"""Audio helpers of the stream adapter: G.711 encoding and loudness, vectorised with numpy.
+"""Audio helpers of the stream adapters: downmixing, G.711 encoding and loudness, vectorised
+with numpy.
 
 G.711 (``audio_format="pcmu"`` / ``"pcma"``, docs/protocol.md §2.2, §3.1) is encoded with one
 65,536-entry lookup table per law, built once from the ITU-T G.711 segment arithmetic as the
@@ -14,7 +15,9 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from .protocol import AudioFormat
+from livekit import rtc
+
+from .formats import AudioFormat
 
 _ULAW_SEG_END = np.array([0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF], dtype=np.int32)
 _ALAW_SEG_END = np.array([0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF], dtype=np.int32)
@@ -85,3 +88,10 @@ def level_dbfs(pcm16: bytes | memoryview, sample_rate: int) -> float:
         tail = x[n * window :]
         loudest = max(loudest, float(np.dot(tail, tail)) / len(tail))
     return 10.0 * math.log10(loudest / 32768.0**2) if loudest > 0 else -math.inf
+
+
+def downmix(frame: rtc.AudioFrame) -> rtc.AudioFrame:
+    """Average the channels of an interleaved int16 frame into one."""
+    samples = np.frombuffer(frame.data, dtype=np.int16).reshape(-1, frame.num_channels)
+    mono = samples.mean(axis=1).round().astype(np.int16)
+    return rtc.AudioFrame(mono.tobytes(), frame.sample_rate, 1, frame.samples_per_channel)

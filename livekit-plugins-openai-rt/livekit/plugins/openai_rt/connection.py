@@ -16,7 +16,8 @@ from typing import Any, cast
 
 import aiohttp
 
-from .protocol import clip, redact_url
+from .log import clip
+from .urls import redact_url
 
 CLOSE_TIMEOUT = 1.0
 """Seconds to wait for the server's close frame after ours (a dead server never sends it)."""

@@ -18,7 +18,8 @@ from bisect import bisect_right
 from collections import deque
 from dataclasses import dataclass, field
 
-from .protocol import PCM16, AudioFormat, ServerError, TranscriptCompleted
+from .formats import PCM16, AudioFormat
+from .protocol import ServerError, TranscriptCompleted
 
 
 class AudioStore:

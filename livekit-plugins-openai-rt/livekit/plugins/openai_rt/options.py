@@ -11,6 +11,7 @@ from typing import Any
 from livekit.agents import NotGivenOr
 from livekit.agents.utils import is_given
 
+from .formats import AUDIO_FORMATS, AudioFormat, AudioFormatName
 from .language import normalize_language, normalize_languages
 from .models import (
     DELAY_VALUES,
@@ -20,16 +21,9 @@ from .models import (
     model_spec,
     warn_if_deprecated,
 )
-from .protocol import (
-    AUDIO_FORMATS,
-    TURN_DETECTION_TYPES,
-    AudioFormat,
-    AudioFormatName,
-    SessionConfig,
-    TurnDetection,
-    realtime_url,
-)
+from .protocol import TURN_DETECTION_TYPES, SessionConfig, TurnDetection
 from .session import Timers
+from .urls import realtime_url
 
 DEFAULT_SERVER_VAD: TurnDetection = {
     "type": "server_vad",
@@ -41,8 +35,29 @@ DEFAULT_SERVER_VAD: TurnDetection = {
 defaults, §3.4)."""
 
 
+class SessionTiming:
+    """The timing options of both STTs' records (:class:`STTOptions`,
+    ``TranslationOptions``): the replay bound, the watchdogs, the roll-over margin and the
+    heartbeat, and the session timers they make."""
+
+    replay_seconds: float
+    final_timeout: float
+    result_timeout: float
+    rollover_margin: float
+    heartbeat: float | None
+
+    def timers(self, *, configure_timeout: float) -> Timers:
+        """The session's timers (``configure_timeout`` comes from the connect options)."""
+        return Timers(
+            configure_timeout=configure_timeout,
+            result_timeout=self.result_timeout,
+            final_timeout=self.final_timeout,
+            rollover_margin=self.rollover_margin,
+        )
+
+
 @dataclass(frozen=True)
-class STTOptions:
+class STTOptions(SessionTiming):
     """Validated options of an :class:`STT` (and of each stream it opens).
 
     Language hints are normalized when the record is made: codes lowered, regional tags cut to
@@ -133,15 +148,6 @@ class STTOptions:
         return before.model != after.model or any(
             getattr(before, name) is not None and getattr(after, name) is None
             for name in ("language", "languages", "keywords", "prompt", "delay")
-        )
-
-    def timers(self, *, configure_timeout: float) -> Timers:
-        """The session's timers (``configure_timeout`` comes from the connect options)."""
-        return Timers(
-            configure_timeout=configure_timeout,
-            result_timeout=self.result_timeout,
-            final_timeout=self.final_timeout,
-            rollover_margin=self.rollover_margin,
         )
 
     def session_config(self) -> SessionConfig:
@@ -241,13 +247,9 @@ def validate(opts: STTOptions) -> None:
         )
     if not isinstance(opts.skip_silence, bool):
         raise ValueError(f"skip_silence must be True or False; got {opts.skip_silence!r}")
-    _check_number("prewarm_ttl", opts.prewarm_ttl, minimum=0.0, inclusive=False)
-    _check_number("replay_seconds", opts.replay_seconds, minimum=0.0)
-    _check_number("final_timeout", opts.final_timeout, minimum=0.0, inclusive=False)
-    _check_number("result_timeout", opts.result_timeout, minimum=0.0, inclusive=False)
-    _check_number("rollover_margin", opts.rollover_margin, minimum=0.0)
-    if opts.heartbeat is not None:
-        _check_number("heartbeat", opts.heartbeat, minimum=0.0, inclusive=False, none_ok=True)
+    check_number("prewarm_ttl", opts.prewarm_ttl, minimum=0.0, inclusive=False)
+    check_number("replay_seconds", opts.replay_seconds, minimum=0.0)
+    check_timing(opts)
     realtime_url(opts.base_url, model=opts.model, model_in_url=opts.model_in_url)
 
 
@@ -276,7 +278,17 @@ def _keywords(value: object) -> tuple[str, ...] | None:
     return words or None
 
 
-def _check_number(
+def check_timing(opts: SessionTiming) -> None:
+    """Raise ``ValueError`` for a watchdog, roll-over margin or heartbeat that is not a finite
+    number in range (``replay_seconds`` is checked by the caller, in its own order)."""
+    check_number("final_timeout", opts.final_timeout, minimum=0.0, inclusive=False)
+    check_number("result_timeout", opts.result_timeout, minimum=0.0, inclusive=False)
+    check_number("rollover_margin", opts.rollover_margin, minimum=0.0)
+    if opts.heartbeat is not None:
+        check_number("heartbeat", opts.heartbeat, minimum=0.0, inclusive=False, none_ok=True)
+
+
+def check_number(
     name: str,
     value: object,
     *,

@@ -1,8 +1,9 @@
 """Sans-I/O codec of the OpenAI Realtime transcription protocol.
 
-Builds the upgrade URL and headers, turns configuration into client events, and parses server
-JSON into small typed records. Nothing here touches a socket, a clock or an event loop, so all
-of it is tested without one. What to do about a failure is :mod:`.errors`' job; what to do
+Turns configuration into client events and parses server JSON into small typed records; the
+upgrade URL and headers (:mod:`.urls`) and the audio formats (:mod:`.formats`) are re-exported
+here. Nothing here touches a socket, a clock or an event loop, so all of it is tested without
+one. What to do about a failure is :mod:`.errors`' job; what to do
 about everything else is :mod:`.session`'s.
 
 Protocol facts are in ``docs/protocol.md``; section numbers are cited inline.
@@ -11,106 +12,33 @@ Protocol facts are in ``docs/protocol.md``; section numbers are cited inline.
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
-from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
+from typing import Any, Literal, TypeVar
 
-from .version import __version__
-
-SAMPLE_RATE = 24000
-"""The only PCM rate transcription sessions accept (§2.2 ``format``)."""
-
-AudioFormatName = Literal["pcm16", "pcmu", "pcma"]
-"""The input formats a transcription session accepts (§2.2 ``format``)."""
-
-
-@dataclass(frozen=True)
-class AudioFormat:
-    """One input audio format, and the units the session core counts in (§2.2, §3.1).
-
-    Every position, length and bound of the core (the ledger, the replay bound, the 100 ms
-    commit minimum, usage seconds, the server's ``audio_*_ms``) is in bytes of this format.
-
-    Attributes:
-        name: the plugin's name for it (``audio_format=``).
-        type: the ``format.type`` sent in ``session.update``.
-        sample_rate: samples per second on the wire.
-        sample_bytes: bytes per sample (2 for pcm16, 1 for G.711).
-        silence_byte: the byte that encodes a zero sample (padding a short final commit).
-    """
-
-    name: AudioFormatName
-    type: str
-    sample_rate: int
-    sample_bytes: int
-    silence_byte: int
-
-    @property
-    def bytes_per_second(self) -> int:
-        """Bytes per second of audio."""
-        return self.sample_rate * self.sample_bytes
-
-    @property
-    def bytes_per_ms(self) -> int:
-        """Bytes per millisecond: converts the server's ``audio_*_ms`` (§3.4)."""
-        return self.bytes_per_second // 1000
-
-    @property
-    def min_commit_bytes(self) -> int:
-        """A commit of less than 100 ms fails with ``input_audio_buffer_commit_empty``
-        (§3.3; 4,800 bytes of pcm16, 800 of G.711: §3.1, §7 C.19)."""
-        return self.bytes_per_second // 10
-
-    @property
-    def chunk_bytes(self) -> int:
-        """Audio goes out in ~50 ms appends: small enough for prompt interims, few enough
-        messages."""
-        return self.bytes_per_second // 20
-
-    def seconds(self, nbytes: int) -> float:
-        """Seconds of audio in ``nbytes``."""
-        return nbytes / self.bytes_per_second
-
-    def position(self, seconds: float) -> int:
-        """The byte position of ``seconds`` into the audio (on a whole sample, rounded down)."""
-        return int(seconds * self.sample_rate) * self.sample_bytes
-
-    def silence(self, nbytes: int) -> bytes:
-        """``nbytes`` of silence (zero samples) in this format."""
-        return bytes([self.silence_byte]) * nbytes
-
-    def session_format(self) -> dict[str, Any]:
-        """The ``audio.input.format`` object of ``session.update`` (§2.2: pcm carries its
-        rate, G.711 none)."""
-        if self.type == "audio/pcm":
-            return {"type": self.type, "rate": self.sample_rate}
-        return {"type": self.type}
-
-
-PCM16 = AudioFormat("pcm16", "audio/pcm", SAMPLE_RATE, 2, 0x00)
-"""16-bit little-endian mono PCM at 24 kHz (§2.2, §3.1)."""
-
-PCMU = AudioFormat("pcmu", "audio/pcmu", 8000, 1, 0xFF)
-"""G.711 mu-law at 8 kHz: 6x fewer bytes than pcm16 (§2.2, §3.1)."""
-
-PCMA = AudioFormat("pcma", "audio/pcma", 8000, 1, 0xD5)
-"""G.711 A-law at 8 kHz (§2.2, §3.1)."""
-
-AUDIO_FORMATS: Mapping[AudioFormatName, AudioFormat] = {f.name: f for f in (PCM16, PCMU, PCMA)}
-"""Every input format, by the name ``audio_format=`` takes."""
-
-BYTES_PER_SECOND = PCM16.bytes_per_second
-"""pcm16 mono at 24 kHz: the one format of translation sessions (§5.2). Transcription sessions
-count in their own :class:`AudioFormat`."""
-
-BYTES_PER_MS = PCM16.bytes_per_ms
-"""Bytes per millisecond of pcm16 at 24 kHz (translation sessions, §5.2)."""
-
-USER_AGENT = f"livekit-plugins-openai-rt/{__version__}"
+from .formats import (  # re-exported: protocol.PCM16, protocol.AudioFormat, ...
+    AUDIO_FORMATS as AUDIO_FORMATS,
+    BYTES_PER_MS as BYTES_PER_MS,
+    BYTES_PER_SECOND as BYTES_PER_SECOND,
+    PCM16 as PCM16,
+    PCMA as PCMA,
+    PCMU as PCMU,
+    SAMPLE_RATE as SAMPLE_RATE,
+    AudioFormat as AudioFormat,
+    AudioFormatName as AudioFormatName,
+)
+from .log import MAX_SERVER_NAME, clip
+from .urls import (  # re-exported: protocol.realtime_url, protocol.auth_headers, ...
+    auth_headers as auth_headers,
+    azure_base_url as azure_base_url,
+    azure_key_headers as azure_key_headers,
+    check_api_key as check_api_key,
+    is_loopback_host as is_loopback_host,
+    is_plaintext as is_plaintext,
+    realtime_url as realtime_url,
+)
 
 LOGPROBS_INCLUDE = "item.input_audio_transcription.logprobs"
 
@@ -118,150 +46,6 @@ TurnDetection = Mapping[str, Any]
 """A ``server_vad`` / ``semantic_vad`` object as sent in ``audio.input.turn_detection``."""
 
 TURN_DETECTION_TYPES = ("server_vad", "semantic_vad")
-
-MAX_SERVER_TEXT = 200
-"""Longest server-provided text (an error message, a parse error) kept for log lines and
-exceptions: a server can send megabytes."""
-
-MAX_SERVER_NAME = 64
-"""Longest server-provided name (a session id, an error code, type or param) kept for log lines
-and exceptions (OpenAI's are under 40 characters)."""
-
-
-def clip(text: str, limit: int = MAX_SERVER_TEXT) -> str:
-    """``text`` cut to ``limit`` characters, saying how long it was: the one place server text
-    is bounded before it reaches a log line or an exception."""
-    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} chars)"
-
-
-# --------------------------------------------------------------------------------------------
-# the upgrade request
-
-_WS_SCHEMES = {"https": "wss", "http": "ws", "wss": "wss", "ws": "ws"}
-
-
-def realtime_url(base_url: str, *, model: str, model_in_url: bool) -> str:
-    """The transcription websocket URL for an OpenAI-SDK style ``base_url``.
-
-    ``https://host/v1`` becomes ``wss://host/v1/realtime?intent=transcription``. A query the
-    base URL carries (a gateway's routing, Azure's ``api-version``) is kept, and ``intent`` is
-    added to it. The model is never in the URL unless ``model_in_url``: on OpenAI's endpoint
-    ``?model=`` selects a conversation session, and every transcription model is then refused
-    with ``invalid_model`` (§1.2); gateways that route on ``?model=`` opt in.
-
-    Raises ``ValueError`` for a URL that is not http(s)/ws(s), has no host, carries
-    credentials (``user:pass@``) or control characters.
-    """
-    parts = _checked_url(base_url, "base_url", "https://api.openai.com/v1")
-    ws_scheme = _WS_SCHEMES[parts.scheme.lower()]
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "intent"]
-    query.append(("intent", "transcription"))
-    if model_in_url:
-        query = [(k, v) for k, v in query if k != "model"] + [("model", model)]
-    path = parts.path.rstrip("/") + "/realtime"
-    return urlunsplit((ws_scheme, parts.netloc, path, urlencode(query), ""))
-
-
-def _checked_url(url: str, name: str, example: str) -> SplitResult:
-    """``url`` split, or ``ValueError`` naming the option ``name`` when it is not an
-    http(s)/ws(s) URL with a host, carries credentials (``user:pass@``) or control characters."""
-    # the messages show the URL without its query: a gateway key may ride there
-    shown = clip(redact_url(url))
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
-        raise ValueError(f"{name} contains control characters: {shown!r}")
-    parts = urlsplit(url.strip())
-    if _WS_SCHEMES.get(parts.scheme.lower()) is None or not parts.hostname:
-        raise ValueError(
-            f"{name} must be an http(s):// or ws(s):// URL such as '{example}', got {shown!r}"
-        )
-    if parts.username is not None or parts.password is not None:
-        raise ValueError(
-            f"{name} must not carry credentials (user:pass@host): pass the key as api_key="
-        )
-    return parts
-
-
-def is_loopback_host(url: str) -> bool:
-    """True when ``url``'s host is this machine (plain ``ws://`` is fine there)."""
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def is_plaintext(url: str) -> bool:
-    """True when ``url`` would carry the key unencrypted (``http://`` or ``ws://``)."""
-    return urlsplit(url).scheme.lower() in ("http", "ws")
-
-
-def check_api_key(api_key: str, name: str = "api_key") -> None:
-    """Raise ``ValueError`` for a credential that cannot go in a header (empty, or control
-    characters, such as a newline pasted with it). ``name`` says which option it came from; the
-    message never repeats the credential."""
-    if not api_key.strip():
-        raise ValueError(f"{name} is empty")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in api_key):
-        raise ValueError(f"{name} contains control characters (a trailing newline?): strip the key")
-
-
-def auth_headers(api_key: str) -> dict[str, str]:
-    """Headers for the upgrade request with a bearer credential: an OpenAI key, a gateway's key,
-    or an Azure Entra token (§1.1, §1.3). No ``OpenAI-Beta``: the beta shape is refused (§1.3)."""
-    return {"Authorization": f"Bearer {api_key}", "User-Agent": USER_AGENT}
-
-
-def azure_key_headers(api_key: str) -> dict[str, str]:
-    """Headers for the upgrade request with an Azure OpenAI resource key: ``api-key``, as the
-    SDK's Azure client sends it (§1.1, §1.3)."""
-    return {"api-key": api_key, "User-Agent": USER_AGENT}
-
-
-AZURE_V1 = "v1"
-"""The ``api_version`` that names Azure's v1 API (no dated ``api-version`` query)."""
-
-
-def azure_base_url(endpoint: str, *, deployment: str, api_version: str | None) -> str:
-    """The OpenAI-SDK style base URL of an Azure OpenAI resource, for :func:`realtime_url`.
-
-    Azure's v1 API (``api_version`` None or ``"v1"``) is ``{endpoint}/openai/v1``, so the
-    socket is ``/openai/v1/realtime?intent=transcription``; the deployment is named only in
-    ``session.update`` (Azure wants the deployment name as the transcription model). A dated
-    ``api_version`` selects ``/openai/realtime?api-version=…&deployment=…``, as the SDK's
-    ``AzureOpenAI`` builds it (§1.1). ``endpoint`` is the resource URL
-    (``https://<resource>.openai.azure.com``); a trailing ``/openai`` or ``/openai/v1`` is
-    tolerated.
-
-    Raises ``ValueError`` for an endpoint that is not an http(s)/ws(s) URL with a host, carries
-    credentials, control characters or a query, or for an empty deployment.
-    """
-    if not deployment or any(ord(c) < 0x20 or ord(c) == 0x7F for c in deployment):
-        raise ValueError(f"azure_deployment must be a deployment name, got {deployment!r}")
-    parts = _checked_url(endpoint, "azure_endpoint", "https://<resource>.openai.azure.com")
-    if parts.query or parts.fragment:
-        raise ValueError(
-            "azure_endpoint must be the resource URL without a query, such as "
-            f"'https://<resource>.openai.azure.com', got {endpoint!r}"
-        )
-    path = parts.path.rstrip("/")
-    for suffix in ("/openai/v1", "/openai"):
-        if path.endswith(suffix):
-            path = path[: -len(suffix)]
-            break
-    if api_version is None or api_version == AZURE_V1:
-        base = urlunsplit((parts.scheme, parts.netloc, path + "/openai/v1", "", ""))
-    else:
-        query = urlencode([("api-version", api_version), ("deployment", deployment)])
-        base = urlunsplit((parts.scheme, parts.netloc, path + "/openai", query, ""))
-    return base
-
-
-def redact_url(url: str) -> str:
-    """``url`` without its query string, for log lines (a gateway key could ride in it)."""
-    return url.split("?", 1)[0]
-
 
 # --------------------------------------------------------------------------------------------
 # client events
@@ -333,6 +117,11 @@ def session_update(config: SessionConfig, *, event_id: str | None = None) -> dic
     session: dict[str, Any] = {"type": "transcription", "audio": {"input": audio_input}}
     if config.logprobs:
         session["include"] = [LOGPROBS_INCLUDE]
+    return session_update_event(session, event_id)
+
+
+def session_update_event(session: Mapping[str, Any], event_id: str | None) -> dict[str, Any]:
+    """A ``session.update`` carrying ``session``; ``event_id`` lets an error name it (§2.1)."""
     event: dict[str, Any] = {"type": "session.update", "session": session}
     if event_id is not None:
         event["event_id"] = event_id
@@ -523,6 +312,19 @@ def parse_server_event(raw: str | bytes) -> ServerEvent:
     would break the bookkeeping later), and server text that only reaches log lines and
     exceptions (ids, codes, messages, the parse error itself) is cut with :func:`clip`.
     """
+    return parse_event(raw, _parse_dict)
+
+
+_EventT = TypeVar("_EventT")
+
+
+def parse_event(
+    raw: str | bytes, parse: Callable[[dict[str, Any]], _EventT]
+) -> _EventT | Malformed:
+    """Parse one server text frame with ``parse``, given the JSON object (whose ``type`` is a
+    string). Never raises: a frame that is not such an object, or that ``parse`` finds
+    malformed (raising ``KeyError``, ``TypeError``, ``ValueError``, …), is :class:`Malformed`.
+    Shared by the transcription and translation codecs."""
     try:
         ev = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
@@ -530,7 +332,7 @@ def parse_server_event(raw: str | bytes) -> ServerEvent:
     if not isinstance(ev, dict) or not isinstance(ev.get("type"), str):
         return Malformed("not an object with a string 'type'")
     try:
-        return _parse_dict(ev)
+        return parse(ev)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
         return Malformed(clip(f"bad {clip(ev['type'], MAX_SERVER_NAME)!r} event: {e!r}"))
 
@@ -545,7 +347,7 @@ def _parse_dict(ev: dict[str, Any]) -> ServerEvent:
         )
     if t == "conversation.item.input_audio_transcription.completed":
         return TranscriptCompleted(
-            item_id=_required_str(ev, "item_id"),
+            item_id=required_str(ev, "item_id"),
             transcript=_str(ev.get("transcript")) or "",
             usage=_usage(ev.get("usage")),
             logprobs=_logprobs(ev.get("logprobs")),
@@ -553,7 +355,7 @@ def _parse_dict(ev: dict[str, Any]) -> ServerEvent:
         )
     if t == "input_audio_buffer.committed":
         return Committed(
-            item_id=_required_str(ev, "item_id"), previous_item_id=_str(ev.get("previous_item_id"))
+            item_id=required_str(ev, "item_id"), previous_item_id=_str(ev.get("previous_item_id"))
         )
     if t == "input_audio_buffer.speech_started":
         return SpeechStarted(
@@ -563,25 +365,46 @@ def _parse_dict(ev: dict[str, Any]) -> ServerEvent:
         return SpeechStopped(
             item_id=_str(ev.get("item_id")) or "", audio_end_ms=_ms(ev["audio_end_ms"])
         )
-    if t == "error":
-        return _error(ev.get("error"))
     if t == "conversation.item.input_audio_transcription.failed":
-        return TranscriptFailed(item_id=_required_str(ev, "item_id"), error=_error(ev.get("error")))
-    if t == "session.created":
-        session = ev.get("session") or {}
-        expires = session.get("expires_at")
-        return SessionCreated(
-            session_id=_name(session.get("id")) or "",
-            expires_at=float(expires) if isinstance(expires, (int, float)) else None,
-        )
-    if t == "session.updated":
-        session = ev.get("session") or {}
-        return SessionUpdated(session_id=_name(session.get("id")) or "", session=session)
+        return TranscriptFailed(item_id=required_str(ev, "item_id"), error=_error(ev.get("error")))
+    session_event = SESSION_EVENTS.get(t)
+    if session_event is not None:
+        return session_event(ev)
     if t == "input_audio_buffer.cleared":
         return Cleared()
     if t in _IGNORED_TYPES:
         return Ignored(t)
-    return Unknown(clip(t, MAX_SERVER_NAME))
+    return unknown(t)
+
+
+def _session_created(ev: dict[str, Any]) -> SessionCreated:
+    session = ev.get("session") or {}
+    expires = session.get("expires_at")
+    return SessionCreated(
+        session_id=_name(session.get("id")) or "",
+        expires_at=float(expires) if isinstance(expires, (int, float)) else None,
+    )
+
+
+def _session_updated(ev: dict[str, Any]) -> SessionUpdated:
+    session = ev.get("session") or {}
+    return SessionUpdated(session_id=_name(session.get("id")) or "", session=session)
+
+
+SessionEvent = SessionCreated | SessionUpdated | ServerError
+"""The events every Realtime session sends, transcription and translation alike."""
+
+SESSION_EVENTS: Mapping[str, Callable[[dict[str, Any]], SessionEvent]] = {
+    "session.created": _session_created,
+    "session.updated": _session_updated,
+    "error": lambda ev: _error(ev.get("error")),
+}
+"""The parser of each :data:`SessionEvent`, by type (§4.1.1, §4.1.2, §4.1.9)."""
+
+
+def unknown(event_type: str) -> Unknown:
+    """An event of a type the client does not know (its name cut short for the log line)."""
+    return Unknown(clip(event_type, MAX_SERVER_NAME))
 
 
 def _str(value: Any) -> str | None:
@@ -591,7 +414,9 @@ def _str(value: Any) -> str | None:
     raise TypeError(f"expected a string, got {type(value).__name__}")
 
 
-def _required_str(ev: dict[str, Any], key: str) -> str:
+def required_str(ev: Mapping[str, Any], key: str) -> str:
+    """The string field ``key``; ``KeyError`` or ``TypeError`` (a malformed event) when it is
+    absent, null or not a string."""
     value = _str(ev[key])
     if value is None:
         raise TypeError(f"{key} is null")

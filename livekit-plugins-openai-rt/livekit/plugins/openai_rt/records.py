@@ -123,19 +123,8 @@ class Fail:
     failure: Failure
 
 
-Output = (
-    Transcript
-    | UsageRecord
-    | SpeechStart
-    | SpeechEnd
-    | Configure
-    | Replay
-    | RollOver
-    | Reconnect
-    | Finish
-    | Fail
-)
-"""Everything :meth:`~.session.TranscriptionSession.take_outputs` returns."""
-
 Ending = RollOver | Reconnect | Finish | Fail
 """The decisions that end a socket's part in the session."""
+
+Output = Transcript | UsageRecord | SpeechStart | SpeechEnd | Configure | Replay | Ending
+"""Everything :meth:`~.session.TranscriptionSession.take_outputs` returns."""

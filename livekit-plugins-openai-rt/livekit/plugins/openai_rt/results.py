@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from . import protocol as p
 from .ledger import LOST_AUDIO, AudioLedger, Segment
-from .log import logger
+from .log import MAX_SERVER_NAME, clip, logger
 from .records import Output, Transcript, UsageRecord
 
 MAX_PARKED_RESULTS = 64
@@ -183,7 +183,7 @@ class Results:
             logger.warning(
                 "transcription failed for one item (%s); the stream goes on",
                 ev.error.message,
-                extra={"item_id": p.clip(ev.item_id, p.MAX_SERVER_NAME), "code": ev.error.code},
+                extra={"item_id": clip(ev.item_id, MAX_SERVER_NAME), "code": ev.error.code},
             )
         self.release()
         return True

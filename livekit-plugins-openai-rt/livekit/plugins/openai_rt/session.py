@@ -33,27 +33,16 @@ fast the audio arrives.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from . import protocol as p
-from .errors import Action, Verdict, classify_close, classify_error
+from .errors import Action
 from .intake import CloseResult, Intake
 from .ledger import AudioLedger
+from .lifecycle import SessionLifecycle
 from .log import logger
 from .models import model_spec
-from .records import (
-    Configure,
-    Ending,
-    Fail,
-    Failure,
-    Finish,
-    Output,
-    Reconnect,
-    Replay,
-    RollOver,
-    SpeechEnd,
-    SpeechStart,
-)
+from .records import Configure, Failure, Finish, Output, Replay, SpeechEnd, SpeechStart
 from .results import Results
 from .sender import Sender
 from .states import (  # re-exported: session.State, session.TRANSITIONS, session.Timers
@@ -69,8 +58,11 @@ from .states import (  # re-exported: session.State, session.TRANSITIONS, sessio
 # the session
 
 
-class TranscriptionSession:
+class TranscriptionSession(SessionLifecycle[p.SessionConfig, Output]):
     """One stream's transcription, across as many server sessions as it takes.
+
+    The states, socket inputs, shared timers and ending decisions are the
+    :class:`~.lifecycle.SessionLifecycle`'s; this class adds the ledger, commits and results.
 
     Args:
         config: what ``session.update`` sends.
@@ -90,35 +82,13 @@ class TranscriptionSession:
         local_vad: bool = False,
         skip_silence: bool = False,
     ) -> None:
-        self.config = config
+        super().__init__(config, timers=timers)
         self.format = config.audio_format
         """The input audio format: the units of every position and length."""
-        self.timers = timers
         self.ledger = AudioLedger(replay_limit_bytes=replay_limit_bytes, audio_format=self.format)
         self.local_vad = local_vad
-        self.state = State.IDLE
-        self.session_id = ""
-        """The server's id of the current session (empty before ``session.created``)."""
-        self.skipped_frames = 0
-        """Server frames that could not be used (malformed, unknown type, binary)."""
-        self.speaking = False
-        """Speech is in progress (from the server's VAD, or the stream's via
-        :meth:`set_speaking`): no roll-over now."""
-        self.input_ended = False
-        self.ending: Ending | None = None
-        """The decision that ended the current socket's part, until :meth:`socket_released`."""
-        self._outputs: list[Output] = []
         self._sender = Sender(self.ledger)
-        self._taken_at: float | None = None  # a message handed out and not yet reported sent
-        self._opened_at = 0.0
-        self._configured_at: float | None = None
-        self._wall_offset = 0.0  # wall clock minus monotonic clock, at socket open
-        self._config_sent: p.SessionConfig | None = None
-        self._new_session_wanted = False
         self._owed_since: float | None = None
-        self._rollover_at: float | None = None
-        self._hard_deadline: float | None = None
-        self._quick_failures = 0
         self._final_retried = False
         self._stopped_at: dict[str, int] = {}  # server-VAD item -> stream position of its end
         self._results = Results(self.ledger, self._emit)
@@ -141,23 +111,9 @@ class TranscriptionSession:
         return self.config.turn_detection is not None
 
     @property
-    def configured_at(self) -> float | None:
-        """When (the ``now`` given) the current socket's session went LIVE; None before."""
-        return self._configured_at
-
-    @property
     def results(self) -> Results:
         """The answers side: interim texts, parked results, released items."""
         return self._results
-
-    def take_outputs(self) -> list[Output]:
-        """The records and decisions produced since the last call, in order."""
-        out, self._outputs = self._outputs, []
-        return out
-
-    def has_outputs(self) -> bool:
-        """Whether :meth:`take_outputs` has anything."""
-        return bool(self._outputs)
 
     def data_to_send(self, now: float) -> bytes | None:
         """The next message for the socket, or None when there is nothing to send now.
@@ -179,15 +135,6 @@ class TranscriptionSession:
     def wants_to_send(self) -> bool:
         """Whether :meth:`data_to_send` has a message now (a cheap check)."""
         return self._sender.has_control() or (self.state is State.LIVE and self._sender.has_audio())
-
-    def sent(self) -> None:
-        """The message last handed out by :meth:`data_to_send` went out."""
-        self._taken_at = None
-
-    def next_timer(self, now: float) -> float | None:
-        """Seconds until the next timer is due, or None when no timer runs."""
-        due = [d for d in self._deadlines() if d is not None]
-        return max(0.0, min(due) - now) if due else None
 
     # -- inputs: audio -------------------------------------------------------------------------------
 
@@ -232,7 +179,7 @@ class TranscriptionSession:
     def set_speaking(self, speaking: bool) -> None:
         """The stream's own VAD says whether speech is in progress (roll-over waits for a
         pause; the audio it has seen since is speech)."""
-        self.speaking = speaking
+        super().set_speaking(speaking)
         self._intake.speech.set_speaking(speaking)
 
     def vad_progress(self, pos: int) -> bool:
@@ -267,30 +214,6 @@ class TranscriptionSession:
 
     # -- inputs: the socket ------------------------------------------------------------------------
 
-    def connecting(self) -> None:
-        """The adapter starts opening a socket."""
-        self._set_state(State.CONNECTING)
-
-    def connect_failed(self) -> None:
-        """The socket could not be opened (the adapter decides about retrying)."""
-        if self.state is State.CONNECTING:
-            self._set_state(State.IDLE)
-
-    def socket_opened(self, now: float, *, wall: float) -> None:
-        """The socket is open: configure the session (``wall`` is the wall clock at ``now``,
-        to read the server's ``expires_at``)."""
-        self._set_state(State.CONFIGURING)
-        self.session_id = ""
-        self.ending = None
-        self._opened_at = now
-        self._configured_at = None
-        self._wall_offset = wall - now
-        self._rollover_at = self._hard_deadline = None
-        self._sender.reset()
-        self._taken_at = None
-        self._send_config()
-        self._emit(Configure(self.config))
-
     def socket_adopted(
         self,
         now: float,
@@ -303,40 +226,10 @@ class TranscriptionSession:
         """The adapter took over a socket that was opened at ``opened_at`` and already
         configured with ``configured`` (a prewarmed session): the session is LIVE at once, and
         sends a ``session.update`` only if its own configuration differs."""
-        self._set_state(State.CONFIGURING)
-        self.session_id = ""
-        self.ending = None
-        self._opened_at = opened_at
-        self._configured_at = None
-        self._wall_offset = wall - now
-        self._rollover_at = self._hard_deadline = None
-        self._sender.reset()
-        self._taken_at = None
+        self._begin_socket(now, wall=wall, opened_at=opened_at)
         self._config_sent = configured
         self._on_created(created)
         self._on_updated(now)
-
-    def socket_closed(self, now: float, *, code: int | None, reason: str) -> None:
-        """The server closed the socket (``code`` None when it just broke)."""
-        if self.state not in SOCKET_STATES or self.ending is not None:
-            return
-        if code is None:
-            self._reconnect(
-                now, Failure(reason or "connection lost", Action.RECONNECT, "connection")
-            )
-            return
-        verdict = classify_close(code, reason)
-        message = f"OpenAI closed session {self.session_id or '?'} with {code} {reason!r}"
-        body = {"close_code": code, "reason": reason}
-        self._on_verdict(now, verdict, message, body)
-
-    def socket_released(self) -> None:
-        """The adapter closed the socket after an ending decision: back to IDLE (unless the
-        session finished or failed), ready for the next socket."""
-        self._forget_socket()
-        if self.state in SOCKET_STATES or self.state is State.CONNECTING:
-            self._set_state(State.IDLE)
-        self.ending = None
 
     # -- inputs: server events ---------------------------------------------------------------------
 
@@ -360,39 +253,13 @@ class TranscriptionSession:
             self._on_created(ev)
         elif isinstance(ev, p.SessionUpdated):
             self._on_updated(now)
-        elif isinstance(ev, p.Malformed):
-            self.skipped_frames += 1
-            logger.warning("ignoring a malformed server event: %s", ev.reason, extra=self._extra())
-        elif isinstance(ev, p.Unknown):
-            self.skipped_frames += 1
-            logger.debug("ignoring unknown server event %r", ev.type, extra=self._extra())
+        elif isinstance(ev, p.Malformed | p.Unknown):
+            self._skip(ev)
 
-    def binary_frame(self, size: int) -> None:
-        """The server sent a binary frame, which the protocol does not use: counted, skipped."""
-        self.skipped_frames += 1
-        logger.debug("ignoring a binary frame of %d bytes", size, extra=self._extra())
+    # -- the lifecycle's hooks ----------------------------------------------------------------------
 
-    # -- inputs: time --------------------------------------------------------------------------------
-
-    def tick(self, now: float) -> None:
-        """Check the timers: the set-up deadline, the result watchdog, a blocked send, and the
-        moment to roll over to a new session."""
-        if self.ending is not None:
-            return
-        if self.state is State.CONFIGURING:
-            if now - self._opened_at >= self.timers.configure_timeout:
-                self._reconnect(
-                    now,
-                    Failure(
-                        f"no session.updated within {self.timers.configure_timeout:g} s "
-                        f"(session {self.session_id or '?'})",
-                        Action.RECONNECT,
-                        "timeout",
-                    ),
-                )
-            return
-        if self.state is not State.LIVE:
-            return
+    def _tick_live(self, now: float) -> None:
+        """The result watchdog, a blocked send, and the moment to roll over."""
         stall = self._stall_timeout()
         if self._owed_since is not None and now - self._owed_since >= stall:
             self._reconnect(
@@ -406,21 +273,22 @@ class TranscriptionSession:
                 ),
             )
             return
-        if self._taken_at is not None and now - self._taken_at >= self.timers.result_timeout:
-            self._reconnect(
-                now,
-                Failure(
-                    f"sending audio blocked for {self.timers.result_timeout:g} s on session "
-                    f"{self.session_id}: the server stopped reading",
-                    Action.RECONNECT,
-                    "timeout",
-                ),
-            )
+        if self._send_blocked(now):
             return
-        reason = self._switch_reason(now)
-        if reason is not None:
-            logger.info("moving to a new session (%s)", reason, extra=self._extra())
-            self._end(RollOver(reason))
+        self._roll_over_if_due(now)
+
+    def _live_deadlines(self) -> list[float | None]:
+        return [self._owed_since + self._stall_timeout() if self._owed_since is not None else None]
+
+    def _nothing_in_flight(self) -> bool:
+        return not self.ledger.in_flight
+
+    def _configure_record(self) -> Output:
+        return Configure(self.config)
+
+    def _reset_sending(self) -> None:
+        self._sender.reset()
+        self._owed_since = None
 
     # -- internals: audio out ------------------------------------------------------------------------
 
@@ -443,20 +311,9 @@ class TranscriptionSession:
 
     # -- internals: server events --------------------------------------------------------------------
 
-    def _on_created(self, ev: p.SessionCreated) -> None:
-        self.session_id = ev.session_id
-        self._plan_rollover(ev.expires_at)
-        logger.debug("session created", extra={**self._extra(), "expires_at": ev.expires_at})
-
     def _on_updated(self, now: float) -> None:
-        if self.state is State.LIVE:
-            logger.debug("session options updated", extra=self._extra())
+        if not self._going_live(now):
             return
-        self._set_state(State.LIVE)
-        self._configured_at = now
-        if self._config_sent != self.config:
-            # options changed while the session was being set up: they must reach it too
-            self._send_config()
         plan = self.ledger.reset_socket(server_commits=self.server_commits)
         self._results.new_socket()  # the old socket's item ids can no longer match
         self._stopped_at.clear()
@@ -527,19 +384,6 @@ class TranscriptionSession:
         self.speaking = False
         self._emit(SpeechEnd(self.format.seconds(pos)))
 
-    def _on_error(self, err: p.ServerError, now: float) -> None:
-        verdict = classify_error(err.code, err.type, configuring=self.state is State.CONFIGURING)
-        extra = {**self._extra(), "code": err.code, "param": err.param}
-        if verdict.action is Action.REFUSED_COMMIT:
-            self._on_refused_commit(err, now)
-            return
-        if verdict.action is Action.WARN:
-            logger.warning("server warning (%s): %s", err.code, err.message, extra=extra)
-            return
-        message = f"OpenAI error on session {self.session_id or '?'} ({err.code}): {err.message}"
-        body = {"code": err.code, "type": err.type, "param": err.param}
-        self._on_verdict(now, verdict, message, body)
-
     def _on_refused_commit(self, err: p.ServerError, now: float) -> None:
         """The server kept its buffer (§3.3). The refused commit is the one the error names,
         or, when it names none (``event_id`` null, as observed), the oldest commit no
@@ -580,48 +424,7 @@ class TranscriptionSession:
         )
         self._check_finished()
 
-    def _on_verdict(
-        self, now: float, verdict: Verdict, message: str, body: Mapping[str, object]
-    ) -> None:
-        failure = Failure(f"{message} -> {verdict.hint}", verdict.action, "server", body)
-        if verdict.action is Action.FATAL:
-            self._fail(failure)
-        elif verdict.action is Action.ROLL_OVER:
-            logger.warning(
-                "session ended by the server (%s); continuing in a new session",
-                verdict.hint,
-                extra=self._extra(),
-            )
-            self._end(RollOver(verdict.hint))
-        else:
-            self._reconnect(now, failure)
-
     # -- internals: decisions ------------------------------------------------------------------------
-
-    def _reconnect(self, now: float, failure: Failure) -> None:
-        """Reconnect, unless sessions keep failing right after they open."""
-        quick = self._configured_at is None or now - self._configured_at < QUICK_FAILURE_SECONDS
-        self._quick_failures = self._quick_failures + 1 if quick else 0
-        if self._quick_failures >= MAX_QUICK_FAILURES:
-            self._fail(
-                Failure(
-                    f"{self._quick_failures} sessions in a row failed right after opening "
-                    f"(last: {failure.message}); giving up instead of reconnecting again",
-                    Action.FATAL,
-                    failure.kind,
-                    failure.body,
-                )
-            )
-            return
-        self._end(Reconnect(failure))
-
-    def _fail(self, failure: Failure) -> None:
-        self._set_state(State.FAILED)
-        self._end(Fail(failure))
-
-    def _end(self, decision: Ending) -> None:
-        self.ending = decision
-        self._emit(decision)
 
     def _check_finished(self) -> None:
         if not self.input_ended or self.ending is not None or self.state is State.FAILED:
@@ -635,68 +438,3 @@ class TranscriptionSession:
         if self.input_ended:
             return min(self.timers.result_timeout, self.timers.final_timeout)
         return self.timers.result_timeout
-
-    def _deadlines(self) -> list[float | None]:
-        if self.ending is not None:
-            return []
-        if self.state is State.CONFIGURING:
-            return [self._opened_at + self.timers.configure_timeout]
-        if self.state is not State.LIVE:
-            return []
-        owed = self._owed_since + self._stall_timeout() if self._owed_since is not None else None
-        blocked = (
-            self._taken_at + self.timers.result_timeout if self._taken_at is not None else None
-        )
-        return [owed, blocked, self._rollover_at, self._hard_deadline]
-
-    def _plan_rollover(self, expires_at: float | None) -> None:
-        """Schedule the roll-over ahead of ``expires_at`` (unix seconds)."""
-        self._rollover_at = self._hard_deadline = None
-        if expires_at is None:
-            return
-        expires = expires_at - self._wall_offset  # on the monotonic clock
-        lifetime = expires - self._opened_at
-        if lifetime <= 0:
-            return
-        margin = min(self.timers.rollover_margin, lifetime * 0.3)
-        self._rollover_at = expires - margin
-        self._hard_deadline = expires - min(5.0, lifetime * 0.1)
-
-    def _switch_reason(self, now: float) -> str | None:
-        """Why the stream should move to a new session now, if it should.
-
-        A planned switch waits for a boundary: no result owed and no speech in progress, so no
-        utterance straddles two sessions (the open audio moves whole, by replay). Past the hard
-        deadline it goes anyway; the replay still loses nothing.
-        """
-        if self._rollover_at is None and not self._new_session_wanted:
-            return None
-        if self._hard_deadline is not None and now >= self._hard_deadline:
-            return "session about to expire"
-        at_boundary = not self.ledger.in_flight and not self.speaking
-        if self._new_session_wanted and at_boundary:
-            return "model or language change"
-        if self._rollover_at is not None and now >= self._rollover_at and at_boundary:
-            return "session roll-over before expiry"
-        return None
-
-    def _forget_socket(self) -> None:
-        self._sender.reset()
-        self._taken_at = None
-        self._owed_since = None
-        self._rollover_at = self._hard_deadline = None
-        if self.ending is not None and isinstance(self.ending, RollOver):
-            self._new_session_wanted = False
-
-    def _set_state(self, new: State) -> None:
-        if new is self.state:
-            return
-        if new not in TRANSITIONS[self.state]:
-            raise RuntimeError(f"session state {self.state.value} -> {new.value} is not allowed")
-        self.state = new
-
-    def _emit(self, output: Output) -> None:
-        self._outputs.append(output)
-
-    def _extra(self) -> dict[str, object]:
-        return {"session_id": self.session_id, "model": self.config.model}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from .protocol import AudioFormat
+from .formats import AudioFormat
 
 SILENCE_DBFS = -60.0
 """The energy gate: audio whose every 10 ms stays at or under this RMS level (dBFS, full scale

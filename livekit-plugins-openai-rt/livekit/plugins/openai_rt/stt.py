@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import weakref
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -25,22 +23,19 @@ from livekit.agents import (
 from livekit.agents.utils import AudioBuffer
 
 from .auth import AzureADTokenProvider, AzureKey, BearerKey, Credentials, TokenProvider
+from .formats import AudioFormatName
 from .log import logger
 from .models import DEFAULT_MODEL, DelayValue, NoiseReduction, TranscriptionModel, model_spec
 from .options import DEFAULT_SERVER_VAD, STTOptions, as_tuple, validate
 from .prewarm import Prewarmer, WarmSession, open_warm
-from .protocol import (
-    AudioFormatName,
-    TurnDetection,
-    azure_base_url,
-    is_loopback_host,
-    is_plaintext,
-)
+from .protocol import TurnDetection
 from .stream import SpeechStream, connection_url
+from .stt_base import RealtimeSTT, openai_key
+from .urls import azure_base_url
 from .usage import TranscriptionUsage
 
 
-class STT(stt.STT):
+class STT(RealtimeSTT[STTOptions]):
     """Streaming speech-to-text over OpenAI's Realtime API in transcription mode.
 
     ``gpt-realtime-whisper`` (the default) has no server VAD: something must commit the audio
@@ -123,7 +118,7 @@ class STT(stt.STT):
                 it is closed.
             _credentials: internal; :meth:`with_azure` passes Azure's credentials here.
         """
-        credentials = _credentials or _openai_key(api_key)
+        credentials = _credentials or BearerKey(openai_key(api_key, owner="openai_rt.STT"))
         spec = model_spec(model_family or model)
         if utils.is_given(vad) and vad is not None and turn_detection:
             raise ValueError(
@@ -158,24 +153,11 @@ class STT(stt.STT):
             prewarm_ttl=prewarm_ttl,
         )
         validate(opts)
-        _warn_if_plaintext(base_url)
-        super().__init__(
-            capabilities=stt.STTCapabilities(
-                streaming=True,
-                interim_results=True,
-                offline_recognize=True,
-                manual_flush=True,
-            )
-        )
+        super().__init__(opts=opts, vad=vad, http_session=http_session, offline_recognize=True)
         # recognize() runs a stream, whose RECOGNITION_USAGE already reports the exact usage
         # as metrics: the base class's own recognize metrics would count the audio twice
         self._recognize_metrics_needed = False
-        self._opts = opts
         self._credentials = credentials
-        self._vad = vad if utils.is_given(vad) else None
-        self._session = http_session
-        self._owned_session: aiohttp.ClientSession | None = None
-        self._streams: weakref.WeakSet[Any] = weakref.WeakSet()
         self._prewarmer = Prewarmer(opts.prewarm_ttl)
 
     @classmethod
@@ -244,21 +226,6 @@ class STT(stt.STT):
             **options,
         )
 
-    @property
-    def model(self) -> str:
-        """The transcription model."""
-        return self._opts.model
-
-    @property
-    def provider(self) -> str:
-        """The host the STT talks to (``api.openai.com`` by default)."""
-        return urlsplit(self._opts.base_url).netloc
-
-    @property
-    def options(self) -> STTOptions:
-        """The current, validated options."""
-        return self._opts
-
     def update_options(
         self,
         *,
@@ -274,31 +241,18 @@ class STT(stt.STT):
         """Change options for new streams and every open one (see
         ``SpeechStream.update_options``). Invalid combinations raise ``ValueError`` and change
         nothing. A new ``language`` replaces ``languages`` and the other way round."""
-        changes: dict[str, NotGivenOr[Any]] = {
-            "model": model,
-            "language": language,
-            "languages": languages,
-            "keywords": keywords,
-            "delay": delay,
-            "prompt": prompt,
-            "turn_detection": turn_detection,
-            "noise_reduction": noise_reduction,
-        }
-        new = self._opts.replace(**changes)
-        self._opts = new
-        for stream in list(self._streams):
-            stream.update_options(**changes)
-
-    def _ensure_session(self) -> aiohttp.ClientSession:
-        if self._session is not None:
-            return self._session
-        try:
-            self._session = utils.http_context.http_session()
-        except RuntimeError:
-            # outside a LiveKit job (scripts, tests): own a session, closed by aclose()
-            self._owned_session = aiohttp.ClientSession()
-            self._session = self._owned_session
-        return self._session
+        self._update_options(
+            {
+                "model": model,
+                "language": language,
+                "languages": languages,
+                "keywords": keywords,
+                "delay": delay,
+                "prompt": prompt,
+                "turn_detection": turn_detection,
+                "noise_reduction": noise_reduction,
+            }
+        )
 
     async def _recognize_impl(
         self,
@@ -423,12 +377,7 @@ class STT(stt.STT):
         """Close the streams still open, the prewarmed session, and the aiohttp session this
         STT created, if any."""
         await self._prewarmer.aclose()
-        for stream in list(self._streams):
-            await stream.aclose()
-        if self._owned_session is not None:
-            await self._owned_session.close()
-            self._owned_session = None
-            self._session = None
+        await super().aclose()
 
 
 def _add_usage(total: TranscriptionUsage, usage: stt.RecognitionUsage | None) -> None:
@@ -465,32 +414,4 @@ def _azure_credentials(
     raise ValueError(
         "Azure credentials are required: pass api_key=, azure_ad_token= or "
         "azure_ad_token_provider=, or set AZURE_OPENAI_API_KEY or AZURE_OPENAI_AD_TOKEN"
-    )
-
-
-def _openai_key(api_key: str | None) -> Credentials:
-    resolved = api_key or os.environ.get("OPENAI_API_KEY")
-    if not resolved:
-        raise ValueError(
-            "OpenAI API key is required: set OPENAI_API_KEY or pass api_key= to openai_rt.STT"
-        )
-    return BearerKey(resolved)
-
-
-_warned_plaintext: set[str] = set()
-
-
-def _warn_if_plaintext(base_url: str) -> None:
-    """Warn once per host when the key would travel unencrypted to another machine."""
-    if not is_plaintext(base_url) or is_loopback_host(base_url):
-        return
-    host = urlsplit(base_url).netloc
-    if host in _warned_plaintext:
-        return
-    _warned_plaintext.add(host)
-    logger.warning(
-        "base_url %s is plain http/ws: the API key will cross the network unencrypted; "
-        "use https:// unless the link is private",
-        f"{urlsplit(base_url).scheme}://{host}",
-        extra={"host": host},
     )

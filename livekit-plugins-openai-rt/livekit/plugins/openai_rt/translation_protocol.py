@@ -1,9 +1,9 @@
 """Sans-I/O codec of OpenAI's Realtime translation protocol (``/v1/realtime/translations``).
 
-The translation counterpart of :mod:`.protocol`: the upgrade URL, the client events
-(``session.update``, ``session.input_audio_buffer.append``, ``session.close``), the parsing of
-the translation server events, and the 200 ms frame arithmetic that ties an output's
-``elapsed_ms`` to the input audio it translates. Nothing here touches a socket or a clock.
+The translation counterpart of :mod:`.protocol`: the client events (``session.update``,
+``session.input_audio_buffer.append``, ``session.close``), the parsing of the translation
+server events, and the 200 ms frame arithmetic that ties an output's ``elapsed_ms`` to the
+input audio it translates; the upgrade URL is :func:`.urls.translation_url`. Nothing here touches a socket or a clock.
 
 Protocol facts are in ``docs/protocol.md`` §5 (translation sessions) and §7 F.
 """
@@ -11,13 +11,12 @@ Protocol facts are in ``docs/protocol.md`` §5 (translation sessions) and §7 F.
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from . import protocol as p
+from .urls import translation_url as translation_url  # re-exported: tp.translation_url
 
 FRAME_MS = 200
 """Translation consumes the input in 200 ms engine frames (§5.2)."""
@@ -44,25 +43,6 @@ def frames_through(elapsed_ms: int) -> int:
     frame it falls in)."""
     frames = -(-max(0, elapsed_ms) // FRAME_MS)
     return frames if ELAPSED_MS_MARKS == "frame_end" else frames + 1
-
-
-# --------------------------------------------------------------------------------------------
-# the upgrade request
-
-
-def translation_url(base_url: str, *, model: str) -> str:
-    """The translation websocket URL for an OpenAI-SDK style ``base_url``.
-
-    ``https://host/v1`` becomes ``wss://host/v1/realtime/translations?model=<model>``: the
-    model is required in the query, and no ``intent`` is sent (§1.2, §5.1). The base URL is
-    validated by :func:`.protocol.realtime_url` (scheme, host, no credentials, no control
-    characters), whose rules it shares; a query the base URL carries is kept.
-    """
-    checked = urlsplit(p.realtime_url(base_url, model=model, model_in_url=False))
-    query = [(k, v) for k, v in parse_qsl(checked.query, keep_blank_values=True) if k != "intent"]
-    query = [(k, v) for k, v in query if k != "model"] + [("model", model)]
-    path = checked.path + "/translations"
-    return urlunsplit((checked.scheme, checked.netloc, path, urlencode(query), ""))
 
 
 # --------------------------------------------------------------------------------------------
@@ -93,15 +73,8 @@ def session_update(config: TranslationConfig, *, event_id: str | None = None) ->
         ),
         "noise_reduction": {"type": config.noise_reduction} if config.noise_reduction else None,
     }
-    event: dict[str, Any] = {
-        "type": "session.update",
-        "session": {
-            "audio": {"input": audio_input, "output": {"language": config.target_language}}
-        },
-    }
-    if event_id is not None:
-        event["event_id"] = event_id
-    return event
+    audio = {"input": audio_input, "output": {"language": config.target_language}}
+    return p.session_update_event({"audio": audio}, event_id)
 
 
 _APPEND_HEAD = b'{"type":"session.input_audio_buffer.append","audio":"'
@@ -117,11 +90,6 @@ def append_message(pcm: bytes | bytearray | memoryview) -> bytes:
 CLOSE_MESSAGE = b'{"type":"session.close"}'
 """A serialized ``session.close``: the server translates what it holds, then ``session.closed``
 (§5.2)."""
-
-
-def encode(event: Mapping[str, Any]) -> bytes:
-    """Serialize a client event as the UTF-8 payload of a text frame."""
-    return p.encode(event)
 
 
 # --------------------------------------------------------------------------------------------
@@ -174,50 +142,36 @@ ServerEvent = (
 )
 """Everything :func:`parse_server_event` returns."""
 
-_SHARED_TYPES = frozenset({"session.created", "session.updated", "error"})
-
 
 def parse_server_event(raw: str | bytes) -> ServerEvent:
     """Parse one server text frame of a translation session into a typed record. Never raises.
 
     ``session.created``, ``session.updated`` and ``error`` have the shapes of the transcription
-    protocol and are parsed by :func:`.protocol.parse_server_event`; any other type a
-    translation session does not define is :class:`~.protocol.Unknown` (§5.3).
+    protocol and are parsed as :func:`.protocol.parse_server_event` parses them; any other type
+    a translation session does not define is :class:`~.protocol.Unknown` (§5.3).
     """
-    try:
-        ev = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        return p.Malformed(f"not JSON: {e}")
-    if not isinstance(ev, dict) or not isinstance(ev.get("type"), str):
-        return p.Malformed("not an object with a string 'type'")
+    return p.parse_event(raw, _parse_dict)
+
+
+def _parse_dict(ev: dict[str, Any]) -> ServerEvent:
     t: str = ev["type"]
-    try:
-        if t == "session.output_transcript.delta":
-            return OutputTranscript(_text(ev["delta"]), _elapsed(ev))
-        if t == "session.output_audio.delta":
-            return OutputAudio(
-                audio=_text(ev["delta"]),
-                elapsed_ms=_elapsed(ev),
-                sample_rate=_positive(ev.get("sample_rate"), SAMPLE_RATE),
-                channels=_positive(ev.get("channels"), 1),
-            )
-        if t == "session.input_transcript.delta":
-            return InputTranscript(_text(ev["delta"]), _elapsed(ev))
-    except (KeyError, TypeError, ValueError) as e:
-        return p.Malformed(f"bad {t!r} event: {e!r}")
+    if t == "session.output_transcript.delta":
+        return OutputTranscript(p.required_str(ev, "delta"), _elapsed(ev))
+    if t == "session.output_audio.delta":
+        return OutputAudio(
+            audio=p.required_str(ev, "delta"),
+            elapsed_ms=_elapsed(ev),
+            sample_rate=_positive(ev.get("sample_rate"), SAMPLE_RATE),
+            channels=_positive(ev.get("channels"), 1),
+        )
+    if t == "session.input_transcript.delta":
+        return InputTranscript(p.required_str(ev, "delta"), _elapsed(ev))
     if t == "session.closed":
         return SessionClosed()
-    if t in _SHARED_TYPES:
-        shared = p.parse_server_event(raw)
-        if isinstance(shared, p.SessionCreated | p.SessionUpdated | p.ServerError | p.Malformed):
-            return shared
-    return p.Unknown(t)
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"expected a string, got {type(value).__name__}")
-    return value
+    session_event = p.SESSION_EVENTS.get(t)
+    if session_event is not None:
+        return session_event(ev)
+    return p.unknown(t)
 
 
 def _elapsed(ev: Mapping[str, Any]) -> int | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from .records import Fail, Finish, Reconnect, Replay, RollOver, UsageRecord
+from .records import Ending, Replay, UsageRecord
 from .translation_protocol import TranslationConfig
 
 
@@ -58,14 +58,6 @@ class ConfigureTranslation:
 
 
 TranslationOutput = (
-    Translation
-    | TranslatedAudio
-    | UsageRecord
-    | ConfigureTranslation
-    | Replay
-    | RollOver
-    | Reconnect
-    | Finish
-    | Fail
+    Translation | TranslatedAudio | UsageRecord | ConfigureTranslation | Replay | Ending
 )
 """Everything :meth:`~.translation_session.TranslationSession.take_outputs` returns."""

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
-import weakref
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -17,20 +14,17 @@ from livekit.agents import (
     NOT_GIVEN,
     APIConnectOptions,
     NotGivenOr,
-    stt,
-    utils,
     vad as vad_mod,
 )
-from livekit.agents.utils import AudioBuffer, is_given
+from livekit.agents.utils import is_given
 
 from .log import logger
 from .models import MODELS, NOISE_REDUCTION_VALUES
-from .options import _check_number
-from .protocol import check_api_key
-from .session import Timers
-from .stt import _warn_if_plaintext
-from .translation_protocol import TranslationConfig, translation_url
+from .options import SessionTiming, check_number, check_timing
+from .stt_base import RealtimeSTT, openai_key
+from .translation_protocol import TranslationConfig
 from .translation_stream import TranslationStream
+from .urls import check_api_key, translation_url
 
 DEFAULT_TRANSLATION_MODEL = "gpt-realtime-translate"
 
@@ -39,7 +33,7 @@ _LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 
 
 @dataclass(frozen=True)
-class TranslationOptions:
+class TranslationOptions(SessionTiming):
     """Validated options of a :class:`TranslationSTT` (and of each stream it opens)."""
 
     model: str
@@ -59,15 +53,6 @@ class TranslationOptions:
         new = dataclasses.replace(self, **{k: v for k, v in changes.items() if is_given(v)})
         validate_translation(new)
         return new
-
-    def timers(self, *, configure_timeout: float) -> Timers:
-        """The session's timers (``configure_timeout`` comes from the connect options)."""
-        return Timers(
-            configure_timeout=configure_timeout,
-            result_timeout=self.result_timeout,
-            final_timeout=self.final_timeout,
-            rollover_margin=self.rollover_margin,
-        )
 
     def config(self) -> TranslationConfig:
         """What ``session.update`` sends."""
@@ -119,17 +104,13 @@ def validate_translation(opts: TranslationOptions) -> None:
         raise ValueError(
             f"noise_reduction must be None, 'near_field' or 'far_field'; got {opts.noise_reduction!r}"
         )
-    _check_number("replay_seconds", opts.replay_seconds, minimum=0.0)
-    _check_number("segment_timeout", opts.segment_timeout, minimum=0.0, inclusive=False)
-    _check_number("final_timeout", opts.final_timeout, minimum=0.0, inclusive=False)
-    _check_number("result_timeout", opts.result_timeout, minimum=0.0, inclusive=False)
-    _check_number("rollover_margin", opts.rollover_margin, minimum=0.0)
-    if opts.heartbeat is not None:
-        _check_number("heartbeat", opts.heartbeat, minimum=0.0, inclusive=False, none_ok=True)
+    check_number("replay_seconds", opts.replay_seconds, minimum=0.0)
+    check_number("segment_timeout", opts.segment_timeout, minimum=0.0, inclusive=False)
+    check_timing(opts)
     translation_url(opts.base_url, model=opts.model)  # raises ValueError for a bad base_url
 
 
-class TranslationSTT(stt.STT):
+class TranslationSTT(RealtimeSTT[TranslationOptions]):
     """Live translation over OpenAI's Realtime translation sessions (``gpt-realtime-translate``),
     as a LiveKit STT.
 
@@ -190,12 +171,7 @@ class TranslationSTT(stt.STT):
             heartbeat: websocket ping interval in seconds; a missed pong means a dead socket
                 (None: off).
         """
-        resolved_key = api_key or os.environ.get("OPENAI_API_KEY")
-        if not resolved_key:
-            raise ValueError(
-                "OpenAI API key is required: set OPENAI_API_KEY or pass api_key= to "
-                "openai_rt.TranslationSTT"
-            )
+        resolved_key = openai_key(api_key, owner="openai_rt.TranslationSTT")
         check_api_key(resolved_key)
         opts = TranslationOptions(
             model=model,
@@ -211,36 +187,8 @@ class TranslationSTT(stt.STT):
             heartbeat=heartbeat,
         )
         validate_translation(opts)
-        _warn_if_plaintext(base_url)
-        super().__init__(
-            capabilities=stt.STTCapabilities(
-                streaming=True,
-                interim_results=True,
-                offline_recognize=False,
-                manual_flush=True,
-            )
-        )
-        self._opts = opts
+        super().__init__(opts=opts, vad=vad, http_session=http_session, offline_recognize=False)
         self._api_key = resolved_key
-        self._vad = vad if is_given(vad) else None
-        self._session = http_session
-        self._owned_session: aiohttp.ClientSession | None = None
-        self._streams: weakref.WeakSet[TranslationStream] = weakref.WeakSet()
-
-    @property
-    def model(self) -> str:
-        """The translation model."""
-        return self._opts.model
-
-    @property
-    def provider(self) -> str:
-        """The host the STT talks to (``api.openai.com`` by default)."""
-        return urlsplit(self._opts.base_url).netloc
-
-    @property
-    def options(self) -> TranslationOptions:
-        """The current, validated options."""
-        return self._opts
 
     def update_options(
         self,
@@ -251,38 +199,12 @@ class TranslationSTT(stt.STT):
     ) -> None:
         """Change options for new streams and every open one, live (a ``session.update``:
         docs/protocol.md §5.2). Invalid values raise ``ValueError`` and change nothing."""
-        self._opts = self._opts.replace(
-            target_language=target_language,
-            source_transcription=source_transcription,
-            noise_reduction=noise_reduction,
-        )
-        for stream in list(self._streams):
-            stream.update_options(
-                target_language=target_language,
-                source_transcription=source_transcription,
-                noise_reduction=noise_reduction,
-            )
-
-    def _ensure_session(self) -> aiohttp.ClientSession:
-        if self._session is not None:
-            return self._session
-        try:
-            self._session = utils.http_context.http_session()
-        except RuntimeError:
-            # outside a LiveKit job (scripts, tests): own a session, closed by aclose()
-            self._owned_session = aiohttp.ClientSession()
-            self._session = self._owned_session
-        return self._session
-
-    async def _recognize_impl(
-        self,
-        buffer: AudioBuffer,
-        *,
-        language: NotGivenOr[str] = NOT_GIVEN,
-        conn_options: APIConnectOptions,
-    ) -> stt.SpeechEvent:
-        raise NotImplementedError(
-            "openai_rt.TranslationSTT is streaming-only (offline_recognize=False): use stt.stream()"
+        self._update_options(
+            {
+                "target_language": target_language,
+                "source_transcription": source_transcription,
+                "noise_reduction": noise_reduction,
+            }
         )
 
     def stream(
@@ -306,12 +228,3 @@ class TranslationSTT(stt.STT):
         )
         self._streams.add(stream)
         return stream
-
-    async def aclose(self) -> None:
-        """Close the streams still open and the aiohttp session this STT created, if any."""
-        for stream in list(self._streams):
-            await stream.aclose()
-        if self._owned_session is not None:
-            await self._owned_session.close()
-            self._owned_session = None
-            self._session = None

@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from ..formats import PCM16, SAMPLE_RATE
 from ..models import MODELS, estimate_cost_usd
-from ..protocol import PCM16, SAMPLE_RATE
 from ..stt import STT
 from ..version import __version__
 from .assumptions import ASSUMPTIONS, PROBES, Observation, Outcome, judge_probe

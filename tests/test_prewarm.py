@@ -184,3 +184,19 @@ async def test_an_azure_stt_prewarms_with_its_credentials(sample_pcm: bytes) -> 
         # one connect, one token: the prewarmed session was taken over
         assert tokens == [f"{KEY}-entra-1"] and emu.handshakes == 1
         assert_exactly_once(events, emu.committed_items(), sample_pcm[:96000])
+
+
+async def test_an_input_that_ends_empty_while_the_warm_session_opens_ends_cleanly(
+    make_stt: MakeSTT,
+) -> None:
+    # the stream waits for the warm session, whose handshake takes a second; the input ends,
+    # with no audio, before it is ready
+    async with Emulator(api_key=KEY, handshake_delay=1.0) as emu:
+        stt_ = make_stt(emu)
+        stt_.prewarm()
+        stream = stt_.stream()
+        await emu.wait_for(lambda: emu.handshakes >= 1)
+        stream.end_input()
+        events = [ev async for ev in stream]
+    assert events == []
+    assert stream.session.state.value == "finished"

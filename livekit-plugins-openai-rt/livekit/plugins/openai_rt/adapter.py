@@ -211,6 +211,8 @@ class RealtimeStream(stt.RecognizeStream, Generic[_SessionT, _OptionsT]):
                 raise self._fatal(session.ending)
             decision = await self._serve_warm()
             if decision is None:
+                if session.state in (State.FINISHED, State.FAILED):
+                    continue  # the input ended (or a fatal error) while a warm session opened
                 conn = await self._open(attempts)
                 if conn is None:
                     attempts += 1

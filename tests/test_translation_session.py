@@ -196,6 +196,9 @@ def test_server_events_are_parsed_and_never_raise() -> None:
         parse('{"type":"session.output_transcript.delta","delta":"a","elapsed_ms":"1"}'),
         p.Malformed,
     )
+    for huge in ("1e999", "-1e999"):  # JSON numbers Python reads as infinities
+        delta = '{"type":"session.output_transcript.delta","delta":"a","elapsed_ms":%s}' % huge
+        assert isinstance(parse(delta), p.Malformed)
 
 
 # -- sending -------------------------------------------------------------------------------------

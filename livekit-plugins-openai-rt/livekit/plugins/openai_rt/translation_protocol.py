@@ -11,6 +11,7 @@ Protocol facts are in ``docs/protocol.md`` §5 (translation sessions) and §7 F.
 from __future__ import annotations
 
 import base64
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -180,6 +181,8 @@ def _elapsed(ev: Mapping[str, Any]) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"elapsed_ms must be a number, got {type(value).__name__}")
+    if not math.isfinite(value):  # JSON's 1e999 is inf, which int() cannot take
+        raise ValueError(f"elapsed_ms must be finite, got {value!r}")
     return int(value)
 
 

@@ -197,7 +197,7 @@ def test_server_events_are_parsed_and_never_raise() -> None:
         p.Malformed,
     )
     for huge in ("1e999", "-1e999"):  # JSON numbers Python reads as infinities
-        delta = '{"type":"session.output_transcript.delta","delta":"a","elapsed_ms":%s}' % huge
+        delta = '{"type":"session.output_transcript.delta","delta":"a","elapsed_ms":' + huge + "}"
         assert isinstance(parse(delta), p.Malformed)
 
 

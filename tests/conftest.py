@@ -1,6 +1,6 @@
-"""Shared fixtures: the bundled sample audio, a stream driver, an STT factory that closes what
-it made, the one "exactly once" checker, and a check that the API key never reaches a log
-line."""
+"""Shared fixtures: the bundled sample audio, a stream driver (feed, collect, drive), the
+connect options of the tests that reconnect, an STT factory that closes what it made, the one
+"exactly once" checker, and a check that the API key never reaches a log line."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from livekit import rtc
-from livekit.agents import stt
+from livekit.agents import APIConnectOptions, stt
 from livekit.plugins import openai_rt
 from livekit.plugins.openai_rt.audio import level_dbfs
 from livekit.plugins.openai_rt.speech import SILENCE_DBFS
@@ -29,7 +29,10 @@ FLUSH_POINTS = (4.7, 10.0)
 MIN_COMMIT = 4800
 """Bytes in the server's 100 ms commit minimum (24 kHz pcm16)."""
 FINAL = stt.SpeechEventType.FINAL_TRANSCRIPT
+INTERIM = stt.SpeechEventType.INTERIM_TRANSCRIPT
 USAGE = stt.SpeechEventType.RECOGNITION_USAGE
+CONN = APIConnectOptions(max_retry=3, retry_interval=0.2, timeout=3.0)
+"""The connect options of the tests that reconnect: three retries, 0.2 s apart, 3 s to connect."""
 
 
 def read_pcm(path: Path = SAMPLE_WAV) -> bytes:
@@ -53,6 +56,41 @@ def frames(pcm: bytes, *, frame_ms: int = 20, rate: int = 24000) -> Iterator[rtc
         yield rtc.AudioFrame(chunk, rate, 1, len(chunk) // 2)
 
 
+async def feed(
+    stream: stt.RecognizeStream,
+    pcm: bytes,
+    *,
+    flush_at: Sequence[float] = (),
+    realtime: float = 0.0,
+    end: bool = True,
+) -> None:
+    """Push ``pcm`` in 20 ms frames (flushing at the given seconds), then end the input unless
+    ``end`` is false. ``realtime`` > 0 paces the feed at that multiple of real time. Stops early
+    when the stream has failed (iterating it raises its error)."""
+    sent = 0
+    pending = sorted(int(t * 48000) // 2 * 2 for t in flush_at)
+    for frame in frames(pcm):
+        if stream._event_ch.closed:  # the stream failed: iteration raises its error
+            return
+        stream.push_frame(frame)
+        sent += len(frame.data) * 2
+        while pending and sent >= pending[0]:
+            pending.pop(0)
+            stream.flush()
+        if realtime:
+            await asyncio.sleep(frame.duration / realtime)
+        else:
+            await asyncio.sleep(0)
+    if end:
+        stream.end_input()
+
+
+async def collect(stream: stt.RecognizeStream, into: list[stt.SpeechEvent]) -> None:
+    """Every event of ``stream`` until it ends, appended to ``into`` as they come."""
+    async for ev in stream:
+        into.append(ev)
+
+
 async def drive(
     stream: stt.RecognizeStream,
     pcm: bytes,
@@ -64,33 +102,29 @@ async def drive(
     """Push ``pcm`` (flushing at the given seconds), end the input, and collect every event until
     the stream ends. ``realtime`` > 0 paces the feed at that multiple of real time."""
     events: list[stt.SpeechEvent] = []
-    flush_bytes = sorted(int(t * 48000) // 2 * 2 for t in flush_at)
-
-    async def feed() -> None:
-        sent = 0
-        pending = list(flush_bytes)
-        for frame in frames(pcm):
-            if stream._event_ch.closed:  # the stream failed: iteration raises its error
-                return
-            stream.push_frame(frame)
-            sent += len(frame.data) * 2
-            while pending and sent >= pending[0]:
-                pending.pop(0)
-                stream.flush()
-            if realtime:
-                await asyncio.sleep(frame.duration / realtime)
-            else:
-                await asyncio.sleep(0)
-        if end:
-            stream.end_input()
-
-    feeder = asyncio.create_task(feed())
+    feeder = asyncio.create_task(feed(stream, pcm, flush_at=flush_at, realtime=realtime, end=end))
     try:
-        async for ev in stream:
-            events.append(ev)
+        await collect(stream, events)
     finally:
         await feeder
     return events
+
+
+async def drive_and_change(
+    emu: Emulator,
+    stream: stt.RecognizeStream,
+    pcm: bytes,
+    *,
+    when: Callable[[], object],
+    change: Callable[[], None],
+    realtime: float,
+) -> list[stt.SpeechEvent]:
+    """:func:`drive` ``stream`` at ``realtime`` with the sample's flushes, and call ``change``
+    (a live option update) once ``when()`` holds on ``emu``, while the audio goes on."""
+    task = asyncio.ensure_future(drive(stream, pcm, flush_at=FLUSH_POINTS, realtime=realtime))
+    await emu.wait_for(when, timeout=5.0)
+    change()
+    return await task
 
 
 def of_type(events: Sequence[stt.SpeechEvent], kind: stt.SpeechEventType) -> list[stt.SpeechEvent]:

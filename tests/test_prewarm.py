@@ -9,17 +9,14 @@ import time
 
 import pytest
 
-from livekit.agents import stt
 from livekit.agents.metrics import STTMetrics
 from livekit.plugins import openai_rt
 from livekit.plugins.openai_rt.testing import Emulator, FaultPlan, RefuseHandshake
 from livekit.plugins.openai_rt.testing.routing import AzureMode
-from tests.conftest import KEY, MakeSTT, assert_exactly_once, drive, frames
+from tests.conftest import INTERIM, KEY, MakeSTT, assert_exactly_once, drive, frames
 
 HANDSHAKE = 0.3
 """A distant server: seconds the websocket upgrade takes."""
-
-INTERIM = stt.SpeechEventType.INTERIM_TRANSCRIPT
 
 
 def configured(emu: Emulator) -> int:

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from livekit import rtc
-from livekit.agents import APIConnectOptions, stt, vad
+from livekit.agents import stt, vad
 from livekit.plugins.openai_rt.testing import (
     Emulator,
     FaultPlan,
@@ -25,47 +25,29 @@ from livekit.plugins.openai_rt.testing import (
     expected_transcript,
 )
 from tests.conftest import (
+    CONN,
     FINAL,
     FLUSH_POINTS,
+    INTERIM,
     KEY,
     MakeSTT,
     assert_exactly_once,
+    collect,
     drive,
     error_records,
+    feed,
     final_texts,
     frames,
     of_type,
 )
 from tests.netproxy import Proxy, small_buffer_session
 
-INTERIM = stt.SpeechEventType.INTERIM_TRANSCRIPT
-CONN = APIConnectOptions(max_retry=3, retry_interval=0.2, timeout=3.0)
 BYTES_PER_SECOND = 48000
 
 
 def frame(pcm: bytes, rate: int = 24000, channels: int = 1) -> rtc.AudioFrame:
     """One frame holding all of ``pcm`` (interleaved when ``channels`` > 1)."""
     return rtc.AudioFrame(pcm, rate, channels, len(pcm) // 2 // channels)
-
-
-async def collect(stream: stt.RecognizeStream, into: list[stt.SpeechEvent]) -> None:
-    """Every event of ``stream`` until it ends, appended to ``into`` as they come."""
-    async for ev in stream:
-        into.append(ev)
-
-
-async def feed(stream: stt.RecognizeStream, pcm: bytes, *, flush_at: tuple[float, ...]) -> None:
-    """Push ``pcm`` in 20 ms frames, flushing at the given seconds, then end the input."""
-    pending = [int(t * BYTES_PER_SECOND) // 2 * 2 for t in flush_at]
-    sent = 0
-    for f in frames(pcm):
-        stream.push_frame(f)
-        sent += len(f.data) * 2
-        while pending and sent >= pending[0]:
-            pending.pop(0)
-            stream.flush()
-        await asyncio.sleep(0)
-    stream.end_input()
 
 
 # -- 1. a flush taken while the server stopped reading ------------------------------------------

@@ -21,8 +21,9 @@ from livekit.plugins.openai_rt.speech import SILENCE_DBFS
 from livekit.plugins.openai_rt.testing import EmulatedItem, Emulator, expected_transcript
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE_WAV = ROOT / "examples" / "sample.wav"
-SAMPLE_LINES = (ROOT / "examples" / "sample.txt").read_text().splitlines()
+EXAMPLES = ROOT / "examples"
+SAMPLE_WAV = EXAMPLES / "sample.wav"
+SAMPLE_LINES = (EXAMPLES / "sample.txt").read_text().splitlines()
 KEY = "sk-test-0123456789-do-not-log-me"
 FLUSH_POINTS = (4.7, 10.0)
 """Seconds into the sample that fall in the silences between its three sentences."""
@@ -40,6 +41,16 @@ def read_pcm(path: Path = SAMPLE_WAV) -> bytes:
     with wave.open(str(path), "rb") as w:
         assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (24000, 1, 2)
         return w.readframes(w.getnframes())
+
+
+def write_wav(path: Path, pcm: bytes) -> Path:
+    """``pcm`` (16-bit mono, 24 kHz) as a WAV file at ``path``."""
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(24000)
+        w.writeframes(pcm)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ connect options of the tests that reconnect, an STT factory that closes what it 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import wave
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -237,6 +238,22 @@ async def make_stt() -> AsyncIterator[MakeSTT]:
 
     yield factory
     for stt_ in made:
+        await stt_.aclose()
+
+
+@contextlib.asynccontextmanager
+async def azure_stt(emu: Emulator, deployment: str, **options: Any) -> AsyncIterator[openai_rt.STT]:
+    """An Azure STT of the gpt-realtime-whisper family for ``deployment`` at ``emu``'s endpoint
+    (credentials in ``options``), closed on leaving the block."""
+    stt_ = openai_rt.STT.with_azure(
+        azure_endpoint=emu.azure_endpoint,
+        azure_deployment=deployment,
+        model_family="gpt-realtime-whisper",
+        **options,
+    )
+    try:
+        yield stt_
+    finally:
         await stt_.aclose()
 
 

@@ -8,7 +8,8 @@
 * :class:`EnergyVAD` is a deterministic VAD (``inference.VAD`` is not: its internal resampler
   dithers, so its decisions can move by a window from one run to the next).
 * :func:`voice_session` is the ``AgentSession`` the tests run: the STT under test, these stand-ins
-  and the session's default VAD with VAD turn detection; :func:`wait_until` waits on it.
+  and the session's default VAD with VAD turn detection; :func:`listen` records its chat
+  messages and errors, and :func:`wait_until` waits on it.
 
 Only the STT under test is real; everything around it is as small as the framework allows.
 """
@@ -20,6 +21,7 @@ import math
 import time
 import wave
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,8 @@ from livekit.agents import (
     NOT_GIVEN,
     AgentSession,
     APIConnectOptions,
+    ConversationItemAddedEvent,
+    ErrorEvent,
     NotGivenOr,
     inference,
     llm,
@@ -72,6 +76,34 @@ def voice_session(
     )
     session.output.audio = FakeOutput()
     return session
+
+
+@dataclass
+class Heard:
+    """What an ``AgentSession`` added to its chat and reported as errors, in order."""
+
+    user_turns: list[str] = field(default_factory=list)
+    """The text of each user message."""
+    replies: list[str] = field(default_factory=list)
+    """The text of every other chat message (the agent's replies)."""
+    errors: list[ErrorEvent] = field(default_factory=list)
+
+
+def listen(session: AgentSession[None]) -> Heard:
+    """Record ``session``'s chat messages and errors as they come."""
+    heard = Heard()
+
+    @session.on("conversation_item_added")
+    def _on_item(ev: ConversationItemAddedEvent) -> None:
+        if isinstance(ev.item, llm.ChatMessage):
+            target = heard.user_turns if ev.item.role == "user" else heard.replies
+            target.append(ev.item.text_content or "")
+
+    @session.on("error")
+    def _on_error(ev: ErrorEvent) -> None:
+        heard.errors.append(ev)
+
+    return heard
 
 
 async def wait_until(

@@ -20,11 +20,8 @@ import pytest
 from livekit.agents import (
     Agent,
     AgentSession,
-    ConversationItemAddedEvent,
-    ErrorEvent,
     SessionUsageUpdatedEvent,
     UserInputTranscribedEvent,
-    llm,
 )
 from livekit.agents.metrics.usage import AgentSessionUsage, STTModelUsage
 from livekit.plugins import openai_rt
@@ -34,6 +31,7 @@ from tests.agent_fakes import (
     TURNS_TIMEOUT,
     EchoLLM,
     WavInput,
+    listen,
     read_wav_pcm,
     voice_session,
     wait_until,
@@ -94,27 +92,18 @@ async def test_each_utterance_is_committed_on_the_session_flush_and_becomes_a_us
         mic = WavInput(SAMPLE_WAV)
         session.input.audio = mic
 
+        heard = listen(session)
+        user_turns, errors = heard.user_turns, heard.errors
         transcripts: list[Transcript] = []
-        user_turns: list[str] = []
         usage_updates: list[AgentSessionUsage] = []
-        errors: list[ErrorEvent] = []
 
         @session.on("user_input_transcribed")
         def _on_transcribed(ev: UserInputTranscribedEvent) -> None:
             transcripts.append(Transcript(ev.transcript, ev.is_final))
 
-        @session.on("conversation_item_added")
-        def _on_item(ev: ConversationItemAddedEvent) -> None:
-            if isinstance(ev.item, llm.ChatMessage) and ev.item.role == "user":
-                user_turns.append(ev.item.text_content or "")
-
         @session.on("session_usage_updated")
         def _on_usage(ev: SessionUsageUpdatedEvent) -> None:
             usage_updates.append(ev.usage)
-
-        @session.on("error")
-        def _on_error(ev: ErrorEvent) -> None:
-            errors.append(ev)
 
         await session.start(Agent(instructions="Repeat what the user says."))
         try:
@@ -238,13 +227,7 @@ async def test_preflight_starts_the_reply_before_completed_and_close_bills_no_si
         session, stt = make_session(emu, llm_)
         mic = WavInput(write_wav(tmp_path / "turn.wav", first_sentence))
         session.input.audio = mic
-        user_turns: list[str] = []
-
-        @session.on("conversation_item_added")
-        def _on_item(ev: ConversationItemAddedEvent) -> None:
-            if isinstance(ev.item, llm.ChatMessage) and ev.item.role == "user":
-                user_turns.append(ev.item.text_content or "")
-
+        user_turns = listen(session).user_turns
         await session.start(Agent(instructions="Repeat what the user says."))
         try:
             await wait_until(lambda: bool(user_turns), 10.0, lambda: "the user turn")

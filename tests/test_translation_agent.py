@@ -11,15 +11,12 @@ from __future__ import annotations
 
 from livekit.agents import (
     Agent,
-    ConversationItemAddedEvent,
-    ErrorEvent,
     UserInputTranscribedEvent,
-    llm,
 )
 from livekit.agents.metrics.usage import STTModelUsage
 from livekit.plugins import openai_rt
 from livekit.plugins.openai_rt.testing import Emulator, ScriptTranslator
-from tests.agent_fakes import API_KEY, TURNS_TIMEOUT, WavInput, voice_session, wait_until
+from tests.agent_fakes import API_KEY, TURNS_TIMEOUT, WavInput, listen, voice_session, wait_until
 from tests.conftest import EXAMPLES, SAMPLE_WAV
 
 BYTES_PER_SECOND = 48000
@@ -41,25 +38,14 @@ async def test_the_agents_turns_receive_the_translated_text() -> None:
         )
         session = voice_session(tstt)
         session.input.audio = WavInput(SAMPLE_WAV)
-        user_turns: list[str] = []
-        replies: list[str] = []
+        heard = listen(session)
+        user_turns, replies, errors = heard.user_turns, heard.replies, heard.errors
         finals: list[UserInputTranscribedEvent] = []
-        errors: list[ErrorEvent] = []
 
         @session.on("user_input_transcribed")
         def _on_transcribed(ev: UserInputTranscribedEvent) -> None:
             if ev.is_final:
                 finals.append(ev)
-
-        @session.on("conversation_item_added")
-        def _on_item(ev: ConversationItemAddedEvent) -> None:
-            if isinstance(ev.item, llm.ChatMessage):
-                target = user_turns if ev.item.role == "user" else replies
-                target.append(ev.item.text_content or "")
-
-        @session.on("error")
-        def _on_error(ev: ErrorEvent) -> None:
-            errors.append(ev)
 
         await session.start(Agent(instructions="Repeat what the user says."))
         try:

@@ -77,8 +77,9 @@ def emulator(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The offline test suite (the emulator stands in for OpenAI)."""
-    session.install("-e", PACKAGE, *TEST_DEPS)
+    """The offline test suite (the emulator stands in for OpenAI). The examples are tested too,
+    so their extra is installed."""
+    session.install("-e", f"{PACKAGE}[examples]", *TEST_DEPS)
     session.run("pytest", *(session.posargs or ["-q"]))
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import json
 import pstats
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,20 @@ def _cell(row: dict[str, Any], client: str, key: str, scale: float = 1.0) -> flo
 
 # ----------------------------------------------------------------------------------------------
 # rows declared by name
+
+
+def _cells(results: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """``(mode, N, row)`` of every cell, in the order the cells ran; a row maps each client to
+    its figures."""
+    for key in results["order"]:
+        mode, n = key.split(":")
+        yield mode, n, results["cells"][key]
+
+
+def _latency(row: dict[str, Any], client: str, name: str) -> dict[str, Any] | None:
+    """``client``'s latency figures ``name`` in a cell's row, or None when it has no sample."""
+    lat: dict[str, Any] | None = row.get(client, {}).get("lat", {}).get(name)
+    return None if lat is None or lat["n"] == 0 else lat
 
 
 @dataclass(frozen=True)
@@ -161,9 +175,7 @@ def cpu_section(results: dict[str, Any]) -> list[str]:
         f" {'harness':>8} {'VAD alone':>9} {'A ratio':>7} {'A net':>6} {'V ratio':>7}"
         f" {'V net':>6}   load: flush  inc",
     ]
-    for key in results["order"]:
-        mode, n = key.split(":")
-        row = cells[key]
+    for mode, n, row in _cells(results):
         cpu = {c: _cell(row, c, "cpu_per_audio_s", 1000) for c in ALL_CLIENTS}
         mark = {c: "!" if row.get(c, {}).get("timed_out") else " " for c in ALL_CLIENTS}
         runs = max((x.get("runs", 0) for c, x in row.items() if c in PLUGINS), default=0)
@@ -204,7 +216,6 @@ def cpu_section(results: dict[str, Any]) -> list[str]:
 
 def latency_section(results: dict[str, Any]) -> list[str]:
     """:data:`LATENCY_ROWS` for each real-time cell, p50/p95/max per plugin, A and V p95 ratios."""
-    cells = results["cells"]
     lines = [
         "Latency the plugin adds, real time, ms p50/p95/max (p50, p95: median over the runs)",
         f"  [targets, p95: delta->INTERIM <= {TARGETS['delta_interim_p95_ms']:g},"
@@ -213,17 +224,15 @@ def latency_section(results: dict[str, Any]) -> list[str]:
         f"  {'':23}{'N':>4} {'ours/flush':>20} {'ours/vad':>22} {'incumbent':>22}"
         f" {'A p95':>7} {'V p95':>7}",
     ]
-    for key in results["order"]:
-        mode, n = key.split(":")
+    for mode, n, row in _cells(results):
         if mode != "realtime":
             continue
-        row = cells[key]
         for spec in LATENCY_ROWS:
             parts = []
             p95: dict[str, float] = {}
             for client in PLUGINS:
-                lat = row.get(client, {}).get("lat", {}).get(spec.name)
-                if lat is None or lat["n"] == 0:
+                lat = _latency(row, client, spec.name)
+                if lat is None:
                     parts.append("-")
                     p95[client] = NAN
                     continue
@@ -246,7 +255,6 @@ def latency_section(results: dict[str, Any]) -> list[str]:
 
 def memory_section(results: dict[str, Any]) -> list[str]:
     """:data:`MEMORY_ROWS` per stream, KiB, with the idle tracemalloc share first."""
-    cells = results["cells"]
     meta = results["meta"]
     lines = [
         "Memory per stream, KiB (idle = N connected streams, no audio; marginal = growth from",
@@ -272,12 +280,9 @@ def memory_section(results: dict[str, Any]) -> list[str]:
             {c: idle.get(c, {}).get("traced_kib", NAN) for c in PLUGINS},
         )
     for spec in MEMORY_ROWS:
-        for key in results["order"]:
-            mode, n = key.split(":")
+        for mode, n, row in _cells(results):
             if mode == "realtime" and int(n) >= 10:
-                mem_row(
-                    f"{spec.label}, N={n}", {c: _cell(cells[key], c, spec.key) for c in mem_clients}
-                )
+                mem_row(f"{spec.label}, N={n}", {c: _cell(row, c, spec.key) for c in mem_clients})
         for (n0, n1), vals in marginal(results, spec.key).items():
             mem_row(f"{spec.label}, marginal {n0}->{n1}", vals)
     return lines
@@ -285,11 +290,8 @@ def memory_section(results: dict[str, Any]) -> list[str]:
 
 def wire_section(results: dict[str, Any]) -> list[str]:
     """Bytes per audio second per stream on the websockets, each way."""
-    cells = results["cells"]
     lines = ["Bytes on the wire per audio second per stream, sent / received (TCP payload, kB)"]
-    for key in results["order"]:
-        mode, n = key.split(":")
-        row = cells[key]
+    for mode, n, row in _cells(results):
         parts = []
         for client in (*PLUGINS, "ours/pcmu"):
             r = row.get(client)
@@ -303,7 +305,6 @@ def figures_section(results: dict[str, Any]) -> list[str]:
     """:data:`FIGURE_ROWS`, when there are any."""
     if not FIGURE_ROWS:
         return []
-    cells = results["cells"]
     lines = ["Other figures per stream, median of runs"]
     for spec in FIGURE_ROWS:
         lines.append(
@@ -311,11 +312,9 @@ def figures_section(results: dict[str, Any]) -> list[str]:
             + "".join(f" {c:>{max(11, len(c))}}" for c in spec.clients)
             + "".join(f" {label:>9}" for label, _, _ in spec.ratios)
         )
-        for key in results["order"]:
-            mode, n = key.split(":")
+        for mode, n, row in _cells(results):
             if mode not in spec.modes:
                 continue
-            row = cells[key]
             figs = [_cell(row, c, spec.key, spec.scale) for c in spec.clients]
             ratios = [
                 cost_ratio(_cell(row, a, spec.key), _cell(row, b, spec.key))
@@ -335,19 +334,16 @@ def figures_section(results: dict[str, Any]) -> list[str]:
 def voice_section(results: dict[str, Any]) -> list[str]:
     """:data:`VOICE_ROWS`: a first turn without and with ``STT.prewarm()``, and the head start
     a preflight transcript gives, per real-time cell."""
-    cells = results["cells"]
     clients = ("ours/cold", "ours/warm")
     body: list[str] = []
-    for key in results["order"]:
-        mode, n = key.split(":")
-        row = cells[key]
+    for mode, n, row in _cells(results):
         if mode != "realtime" or not any(c in row for c in clients):
             continue
         for spec in VOICE_ROWS:
             parts = []
             for client in clients:
-                lat = row.get(client, {}).get("lat", {}).get(spec.name)
-                if lat is None or lat["n"] == 0:
+                lat = _latency(row, client, spec.name)
+                if lat is None:
                     parts.append("-")
                 else:
                     parts.append(f"{lat['p50_ms']:.1f}/{lat['p95_ms']:.1f}/{lat['max_ms']:.1f}")
@@ -377,15 +373,12 @@ CHECK_NOTES = (
 
 def correctness_section(results: dict[str, Any]) -> list[str]:
     """Finals and streams correct per cell and plugin; real time: behind, feeder lag."""
-    cells = results["cells"]
     lines = [
         "Correctness under load: finals equal to the server's transcript of the committed audio /",
         "committed items (whose audio is checked against what was sent); fully correct streams;",
         "real time: streams behind, and how late the feeder woke (event-loop lag) p95 / max",
     ]
-    for key in results["order"]:
-        mode, n = key.split(":")
-        row = cells[key]
+    for mode, n, row in _cells(results):
         for client in (*PLUGINS, *VARIANTS, *TRANSLATION):
             r = row.get(client)
             if r is None:

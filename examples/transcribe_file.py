@@ -262,12 +262,52 @@ def choose_server(
     return Server(api_key, base_url, None)
 
 
+async def start_emulator(
+    stack: contextlib.AsyncExitStack, server: Server, what_it_does: str, verb: str
+) -> None:
+    """Start ``server``'s emulator, if it has one, and say so: ``what_it_does`` instead of
+    speech recognition, and that a key would ``verb`` with OpenAI instead."""
+    if server.emulator is None:
+        return
+    await stack.enter_async_context(server.emulator)
+    server.base_url = server.emulator.base_url
+    print(f"OPENAI_API_KEY is not set: using the bundled emulator at {server.base_url}.")
+    print(what_it_does)
+    print(f"Set OPENAI_API_KEY to {verb} with OpenAI.")
+
+
+async def stream_file(
+    stream: stt.RecognizeStream,
+    audio: Audio,
+    on_transcript: Callable[[], None],
+    show: Callable[[stt.SpeechEvent], None],
+    *alongside: Awaitable[None],
+) -> None:
+    """Feed ``audio`` to ``stream`` in real time and read its events until it ends: each is
+    shown with ``show``, and each transcript calls ``on_transcript``; ``alongside`` runs too."""
+    from livekit.agents import stt
+
+    async def feed() -> None:
+        async for frame in paced_frames(audio):
+            stream.push_frame(frame)
+        stream.end_input()
+
+    async def read() -> None:
+        transcripts = (stt.SpeechEventType.INTERIM_TRANSCRIPT, stt.SpeechEventType.FINAL_TRANSCRIPT)
+        async for ev in stream:
+            if ev.type in transcripts:
+                on_transcript()
+            show(ev)
+
+    await first_failure(feed(), read(), *alongside)
+
+
 async def transcribe(
     args: argparse.Namespace, audio: Audio, on_transcript: Callable[[], None] = lambda: None
 ) -> None:
     """Run one stream over ``audio`` and print interims, finals, audio seconds and cost;
     ``on_transcript`` is called at each transcript."""
-    from livekit.agents import inference, stt
+    from livekit.agents import inference
     from livekit.plugins import openai_rt
     from livekit.plugins.openai_rt.testing import BlockCrcTranscriber, Emulator, ScriptTranscriber
 
@@ -288,22 +328,21 @@ async def transcribe(
     print(f"{args.file}: {audio.duration:.2f} s, {audio.description}")
 
     async with contextlib.AsyncExitStack() as stack:
-        if server.emulator is not None:
-            await stack.enter_async_context(server.emulator)
-            server.base_url = server.emulator.base_url
-            print(f"OPENAI_API_KEY is not set: using the bundled emulator at {server.base_url}.")
-            if is_sample:
-                print(
-                    "It does no speech recognition: its transcripts are the sample's script "
-                    f"({SAMPLE_SCRIPT.name}), one line per utterance."
-                )
-            else:
-                print(
-                    "It does no speech recognition: each transcript is a checksum of the audio "
-                    "it received (one CRC-32 token per 100 ms, then +<bytes>:<CRC-32> for the "
-                    "rest), which shows that every byte arrived, not what was said."
-                )
-            print("Set OPENAI_API_KEY to transcribe with OpenAI.")
+        await start_emulator(
+            stack,
+            server,
+            (
+                "It does no speech recognition: its transcripts are the sample's script "
+                f"({SAMPLE_SCRIPT.name}), one line per utterance."
+            )
+            if is_sample
+            else (
+                "It does no speech recognition: each transcript is a checksum of the audio "
+                "it received (one CRC-32 token per 100 ms, then +<bytes>:<CRC-32> for the "
+                "rest), which shows that every byte arrived, not what was said."
+            ),
+            "transcribe",
+        )
         openai_stt = openai_rt.STT(
             model=model,
             language=None if args.language == "auto" else args.language,
@@ -315,23 +354,7 @@ async def transcribe(
         stack.push_async_callback(openai_stt.aclose)
         totals = {"audio_seconds": 0.0, "input_tokens": 0.0, "output_tokens": 0.0}
         async with openai_stt.stream() as stream:
-
-            async def feed() -> None:
-                async for frame in paced_frames(audio):
-                    stream.push_frame(frame)
-                stream.end_input()
-
-            async def read() -> None:
-                transcripts = (
-                    stt.SpeechEventType.INTERIM_TRANSCRIPT,
-                    stt.SpeechEventType.FINAL_TRANSCRIPT,
-                )
-                async for ev in stream:
-                    if ev.type in transcripts:
-                        on_transcript()
-                    print_event(ev, totals)
-
-            await first_failure(feed(), read())
+            await stream_file(stream, audio, on_transcript, lambda ev: print_event(ev, totals))
 
     cost = openai_rt.estimate_cost_usd(
         model,
@@ -370,7 +393,7 @@ async def translate(
     """Run one translation stream over ``audio``: print the translated text, the translated
     speech received (written to ``--save-audio``), the audio seconds billed and the cost;
     ``on_transcript`` is called at each translation."""
-    from livekit.agents import inference, stt
+    from livekit.agents import inference
     from livekit.plugins import openai_rt
     from livekit.plugins.openai_rt.testing import Emulator, ScriptTranslator
 
@@ -397,23 +420,22 @@ async def translate(
     rate = 24000
 
     async with contextlib.AsyncExitStack() as stack:
-        if server.emulator is not None:
-            await stack.enter_async_context(server.emulator)
-            server.base_url = server.emulator.base_url
-            print(f"OPENAI_API_KEY is not set: using the bundled emulator at {server.base_url}.")
-            if script is not None:
-                print(
-                    "It does no translation: its translations are the sample's scripted "
-                    f"translation ({script.name}), one line per utterance, and its translated "
-                    "speech is the input audio."
-                )
-            else:
-                print(
-                    "It does no translation: each translation is one checksum token per 200 ms "
-                    "frame of the audio it received (<language>:<CRC-32>), which shows that "
-                    "every frame was translated once, and its translated speech is the input."
-                )
-            print("Set OPENAI_API_KEY to translate with OpenAI.")
+        await start_emulator(
+            stack,
+            server,
+            (
+                "It does no translation: its translations are the sample's scripted "
+                f"translation ({script.name}), one line per utterance, and its translated "
+                "speech is the input audio."
+            )
+            if script is not None
+            else (
+                "It does no translation: each translation is one checksum token per 200 ms "
+                "frame of the audio it received (<language>:<CRC-32>), which shows that "
+                "every frame was translated once, and its translated speech is the input."
+            ),
+            "translate",
+        )
         translator = openai_rt.TranslationSTT(
             target_language=target,
             model=model,
@@ -427,28 +449,15 @@ async def translate(
         stream = translator.stream()
         async with stream:
 
-            async def feed() -> None:
-                async for frame in paced_frames(audio):
-                    stream.push_frame(frame)
-                stream.end_input()
-
-            async def read() -> None:
-                transcripts = (
-                    stt.SpeechEventType.INTERIM_TRANSCRIPT,
-                    stt.SpeechEventType.FINAL_TRANSCRIPT,
-                )
-                async for ev in stream:
-                    if ev.type in transcripts:
-                        on_transcript()
-                    print_translation(ev, totals)
-
             async def listen() -> None:
                 nonlocal rate
                 async for frame in stream.translated_audio():
                     rate = frame.sample_rate
                     speech.extend(frame.data)
 
-            await first_failure(feed(), read(), listen())
+            await stream_file(
+                stream, audio, on_transcript, lambda ev: print_translation(ev, totals), listen()
+            )
 
     seconds = len(speech) / 2 / rate
     saved = ""

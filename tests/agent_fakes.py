@@ -7,6 +7,9 @@
 * :class:`FakeOutput` plays audio on a virtual clock and reports playback like a real sink.
 * :class:`EnergyVAD` is a deterministic VAD (``inference.VAD`` is not: its internal resampler
   dithers, so its decisions can move by a window from one run to the next).
+* :func:`voice_session` is the ``AgentSession`` the tests run: the STT under test, these stand-ins
+  and the session's default VAD with VAD turn detection; :func:`listen` records its chat
+  messages and errors, and :func:`wait_until` waits on it.
 
 Only the STT under test is real; everything around it is as small as the framework allows.
 """
@@ -17,17 +20,26 @@ import asyncio
 import math
 import time
 import wave
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 
 from livekit import rtc
 from livekit.agents import (
     DEFAULT_API_CONNECT_OPTIONS,
     NOT_GIVEN,
+    AgentSession,
     APIConnectOptions,
+    ConversationItemAddedEvent,
+    ErrorEvent,
     NotGivenOr,
+    inference,
     llm,
+    stt,
     tts,
     utils,
     vad,
@@ -36,6 +48,74 @@ from livekit.agents.voice.io import AudioInput, AudioOutput, AudioOutputCapabili
 
 FRAME_MS = 20
 """Duration of each frame :class:`WavInput` yields."""
+API_KEY = "test-key"
+"""The key the agent tests' emulators accept."""
+TURNS_TIMEOUT = 22.0
+"""Seconds to wait for the sample's three user turns: the WAV lasts 14.74 s, its last utterance
+ends at 13.46 s."""
+
+
+def voice_session(
+    stt_: stt.STT, llm_: llm.LLM | None = None, *, preemptive: bool = False
+) -> AgentSession[None]:
+    """An ``AgentSession`` around ``stt_``: ``llm_`` (an :class:`EchoLLM` by default),
+    :class:`SilentTTS`, the session's default VAD made explicit, VAD turn detection (with
+    preemptive generation when ``preemptive``), no AEC warm-up or away timer, and a
+    :class:`FakeOutput`. The caller sets its audio input."""
+    turn_handling: dict[str, Any] = {"turn_detection": "vad"}
+    if preemptive:
+        turn_handling["preemptive_generation"] = {"enabled": True}
+    session: AgentSession[None] = AgentSession(
+        stt=stt_,
+        llm=llm_ if llm_ is not None else EchoLLM(),
+        tts=SilentTTS(),
+        vad=inference.VAD(),
+        turn_handling=turn_handling,
+        aec_warmup_duration=None,
+        user_away_timeout=None,
+    )
+    session.output.audio = FakeOutput()
+    return session
+
+
+@dataclass
+class Heard:
+    """What an ``AgentSession`` added to its chat and reported as errors, in order."""
+
+    user_turns: list[str] = field(default_factory=list)
+    """The text of each user message."""
+    replies: list[str] = field(default_factory=list)
+    """The text of every other chat message (the agent's replies)."""
+    errors: list[ErrorEvent] = field(default_factory=list)
+
+
+def listen(session: AgentSession[None]) -> Heard:
+    """Record ``session``'s chat messages and errors as they come."""
+    heard = Heard()
+
+    @session.on("conversation_item_added")
+    def _on_item(ev: ConversationItemAddedEvent) -> None:
+        if isinstance(ev.item, llm.ChatMessage):
+            target = heard.user_turns if ev.item.role == "user" else heard.replies
+            target.append(ev.item.text_content or "")
+
+    @session.on("error")
+    def _on_error(ev: ErrorEvent) -> None:
+        heard.errors.append(ev)
+
+    return heard
+
+
+async def wait_until(
+    predicate: Callable[[], bool], timeout: float, what: Callable[[], str]
+) -> None:
+    """Poll ``predicate`` every 50 ms; fail the test, saying ``what()``, if it stays false."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what()}")
+        await asyncio.sleep(0.05)
 
 
 def read_wav_pcm(path: Path) -> tuple[bytes, int]:

@@ -1,10 +1,11 @@
-"""Shared fixtures: the bundled sample audio, a stream driver, an STT factory that closes what
-it made, the one "exactly once" checker, and a check that the API key never reaches a log
-line."""
+"""Shared fixtures: the bundled sample audio, a stream driver (feed, collect, drive), the
+connect options of the tests that reconnect, an STT factory that closes what it made, the one
+"exactly once" checker, and a check that the API key never reaches a log line."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import wave
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -14,22 +15,26 @@ from typing import Any
 import pytest
 
 from livekit import rtc
-from livekit.agents import stt
+from livekit.agents import APIConnectOptions, stt
 from livekit.plugins import openai_rt
 from livekit.plugins.openai_rt.audio import level_dbfs
 from livekit.plugins.openai_rt.speech import SILENCE_DBFS
 from livekit.plugins.openai_rt.testing import EmulatedItem, Emulator, expected_transcript
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE_WAV = ROOT / "examples" / "sample.wav"
-SAMPLE_LINES = (ROOT / "examples" / "sample.txt").read_text().splitlines()
+EXAMPLES = ROOT / "examples"
+SAMPLE_WAV = EXAMPLES / "sample.wav"
+SAMPLE_LINES = (EXAMPLES / "sample.txt").read_text().splitlines()
 KEY = "sk-test-0123456789-do-not-log-me"
 FLUSH_POINTS = (4.7, 10.0)
 """Seconds into the sample that fall in the silences between its three sentences."""
 MIN_COMMIT = 4800
 """Bytes in the server's 100 ms commit minimum (24 kHz pcm16)."""
 FINAL = stt.SpeechEventType.FINAL_TRANSCRIPT
+INTERIM = stt.SpeechEventType.INTERIM_TRANSCRIPT
 USAGE = stt.SpeechEventType.RECOGNITION_USAGE
+CONN = APIConnectOptions(max_retry=3, retry_interval=0.2, timeout=3.0)
+"""The connect options of the tests that reconnect: three retries, 0.2 s apart, 3 s to connect."""
 
 
 def read_pcm(path: Path = SAMPLE_WAV) -> bytes:
@@ -37,6 +42,16 @@ def read_pcm(path: Path = SAMPLE_WAV) -> bytes:
     with wave.open(str(path), "rb") as w:
         assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (24000, 1, 2)
         return w.readframes(w.getnframes())
+
+
+def write_wav(path: Path, pcm: bytes) -> Path:
+    """``pcm`` (16-bit mono, 24 kHz) as a WAV file at ``path``."""
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(24000)
+        w.writeframes(pcm)
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -53,6 +68,41 @@ def frames(pcm: bytes, *, frame_ms: int = 20, rate: int = 24000) -> Iterator[rtc
         yield rtc.AudioFrame(chunk, rate, 1, len(chunk) // 2)
 
 
+async def feed(
+    stream: stt.RecognizeStream,
+    pcm: bytes,
+    *,
+    flush_at: Sequence[float] = (),
+    realtime: float = 0.0,
+    end: bool = True,
+) -> None:
+    """Push ``pcm`` in 20 ms frames (flushing at the given seconds), then end the input unless
+    ``end`` is false. ``realtime`` > 0 paces the feed at that multiple of real time. Stops early
+    when the stream has failed (iterating it raises its error)."""
+    sent = 0
+    pending = sorted(int(t * 48000) // 2 * 2 for t in flush_at)
+    for frame in frames(pcm):
+        if stream._event_ch.closed:  # the stream failed: iteration raises its error
+            return
+        stream.push_frame(frame)
+        sent += len(frame.data) * 2
+        while pending and sent >= pending[0]:
+            pending.pop(0)
+            stream.flush()
+        if realtime:
+            await asyncio.sleep(frame.duration / realtime)
+        else:
+            await asyncio.sleep(0)
+    if end:
+        stream.end_input()
+
+
+async def collect(stream: stt.RecognizeStream, into: list[stt.SpeechEvent]) -> None:
+    """Every event of ``stream`` until it ends, appended to ``into`` as they come."""
+    async for ev in stream:
+        into.append(ev)
+
+
 async def drive(
     stream: stt.RecognizeStream,
     pcm: bytes,
@@ -64,33 +114,29 @@ async def drive(
     """Push ``pcm`` (flushing at the given seconds), end the input, and collect every event until
     the stream ends. ``realtime`` > 0 paces the feed at that multiple of real time."""
     events: list[stt.SpeechEvent] = []
-    flush_bytes = sorted(int(t * 48000) // 2 * 2 for t in flush_at)
-
-    async def feed() -> None:
-        sent = 0
-        pending = list(flush_bytes)
-        for frame in frames(pcm):
-            if stream._event_ch.closed:  # the stream failed: iteration raises its error
-                return
-            stream.push_frame(frame)
-            sent += len(frame.data) * 2
-            while pending and sent >= pending[0]:
-                pending.pop(0)
-                stream.flush()
-            if realtime:
-                await asyncio.sleep(frame.duration / realtime)
-            else:
-                await asyncio.sleep(0)
-        if end:
-            stream.end_input()
-
-    feeder = asyncio.create_task(feed())
+    feeder = asyncio.create_task(feed(stream, pcm, flush_at=flush_at, realtime=realtime, end=end))
     try:
-        async for ev in stream:
-            events.append(ev)
+        await collect(stream, events)
     finally:
         await feeder
     return events
+
+
+async def drive_and_change(
+    emu: Emulator,
+    stream: stt.RecognizeStream,
+    pcm: bytes,
+    *,
+    when: Callable[[], object],
+    change: Callable[[], None],
+    realtime: float,
+) -> list[stt.SpeechEvent]:
+    """:func:`drive` ``stream`` at ``realtime`` with the sample's flushes, and call ``change``
+    (a live option update) once ``when()`` holds on ``emu``, while the audio goes on."""
+    task = asyncio.ensure_future(drive(stream, pcm, flush_at=FLUSH_POINTS, realtime=realtime))
+    await emu.wait_for(when, timeout=5.0)
+    change()
+    return await task
 
 
 def of_type(events: Sequence[stt.SpeechEvent], kind: stt.SpeechEventType) -> list[stt.SpeechEvent]:
@@ -192,6 +238,22 @@ async def make_stt() -> AsyncIterator[MakeSTT]:
 
     yield factory
     for stt_ in made:
+        await stt_.aclose()
+
+
+@contextlib.asynccontextmanager
+async def azure_stt(emu: Emulator, deployment: str, **options: Any) -> AsyncIterator[openai_rt.STT]:
+    """An Azure STT of the gpt-realtime-whisper family for ``deployment`` at ``emu``'s endpoint
+    (credentials in ``options``), closed on leaving the block."""
+    stt_ = openai_rt.STT.with_azure(
+        azure_endpoint=emu.azure_endpoint,
+        azure_deployment=deployment,
+        model_family="gpt-realtime-whisper",
+        **options,
+    )
+    try:
+        yield stt_
+    finally:
         await stt_.aclose()
 
 

@@ -24,9 +24,7 @@ from livekit.plugins.openai_rt.testing import (
     RefuseHandshake,
     expected_transcript,
 )
-from tests.conftest import KEY, MakeSTT, error_records, frames
-
-FINAL = stt.SpeechEventType.FINAL_TRANSCRIPT
+from tests.conftest import FINAL, KEY, MakeSTT, error_records, frames
 
 
 class BackupSTT(stt.STT):

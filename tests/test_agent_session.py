@@ -11,8 +11,6 @@ exactly the audio the session was given).
 from __future__ import annotations
 
 import asyncio
-import wave
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,24 +20,26 @@ import pytest
 from livekit.agents import (
     Agent,
     AgentSession,
-    ConversationItemAddedEvent,
-    ErrorEvent,
     SessionUsageUpdatedEvent,
     UserInputTranscribedEvent,
-    inference,
-    llm,
 )
 from livekit.agents.metrics.usage import AgentSessionUsage, STTModelUsage
 from livekit.plugins import openai_rt
 from livekit.plugins.openai_rt.testing import Emulator, ScriptTranscriber
-from tests.agent_fakes import EchoLLM, FakeOutput, SilentTTS, WavInput, read_wav_pcm
+from tests.agent_fakes import (
+    API_KEY,
+    TURNS_TIMEOUT,
+    EchoLLM,
+    WavInput,
+    listen,
+    read_wav_pcm,
+    voice_session,
+    wait_until,
+)
+from tests.conftest import SAMPLE_WAV, write_wav
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-SAMPLE_WAV = EXAMPLES / "sample.wav"
-SAMPLE_TXT = EXAMPLES / "sample.txt"
-API_KEY = "test-key"
+SAMPLE_TXT = SAMPLE_WAV.with_suffix(".txt")
 BYTES_PER_SECOND = 24000 * 2  # pcm16 mono at 24 kHz, in and out: nothing is resampled
-TURNS_TIMEOUT = 22.0  # the WAV lasts 14.74 s; its last utterance ends at 13.46 s
 
 
 @dataclass
@@ -65,18 +65,6 @@ def speech_spans(pcm: bytes, sample_rate: int) -> list[tuple[int, int]]:
     return [(start * frame * 2, end * frame * 2) for start, end in spans]
 
 
-async def wait_until(
-    predicate: Callable[[], bool], timeout: float, what: Callable[[], str]
-) -> None:
-    """Poll ``predicate`` every 50 ms; fail the test, saying ``what()``, if it stays false."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what()}")
-        await asyncio.sleep(0.05)
-
-
 def first_difference(a: bytes, b: bytes) -> int | None:
     """The first byte offset where ``a`` and ``b`` differ (or where the shorter one ends)."""
     n = min(len(a), len(b))
@@ -100,40 +88,22 @@ async def test_each_utterance_is_committed_on_the_session_flush_and_becomes_a_us
 
     async with Emulator(api_key=API_KEY, transcriber=ScriptTranscriber(lines)) as emu:
         stt = openai_rt.STT(api_key=API_KEY, base_url=emu.base_url)
-        session: AgentSession[None] = AgentSession(
-            stt=stt,
-            llm=EchoLLM(),
-            tts=SilentTTS(),
-            vad=inference.VAD(),  # the session's default VAD, made explicit
-            turn_handling={"turn_detection": "vad"},
-            aec_warmup_duration=None,
-            user_away_timeout=None,
-        )
+        session = voice_session(stt)
         mic = WavInput(SAMPLE_WAV)
         session.input.audio = mic
-        session.output.audio = FakeOutput()
 
+        heard = listen(session)
+        user_turns, errors = heard.user_turns, heard.errors
         transcripts: list[Transcript] = []
-        user_turns: list[str] = []
         usage_updates: list[AgentSessionUsage] = []
-        errors: list[ErrorEvent] = []
 
         @session.on("user_input_transcribed")
         def _on_transcribed(ev: UserInputTranscribedEvent) -> None:
             transcripts.append(Transcript(ev.transcript, ev.is_final))
 
-        @session.on("conversation_item_added")
-        def _on_item(ev: ConversationItemAddedEvent) -> None:
-            if isinstance(ev.item, llm.ChatMessage) and ev.item.role == "user":
-                user_turns.append(ev.item.text_content or "")
-
         @session.on("session_usage_updated")
         def _on_usage(ev: SessionUsageUpdatedEvent) -> None:
             usage_updates.append(ev.usage)
-
-        @session.on("error")
-        def _on_error(ev: ErrorEvent) -> None:
-            errors.append(ev)
 
         await session.start(Agent(instructions="Repeat what the user says."))
         try:
@@ -234,29 +204,9 @@ COMPLETED_DELAY = 0.4
 """Seconds from a commit to its ``completed``: a realistic figure, set here explicitly."""
 
 
-def write_wav(path: Path, pcm: bytes) -> Path:
-    """``pcm`` (16-bit mono, 24 kHz) as a WAV file."""
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(24000)
-        w.writeframes(pcm)
-    return path
-
-
 def make_session(emu: Emulator, llm_: EchoLLM) -> tuple[AgentSession[None], openai_rt.STT]:
     stt = openai_rt.STT(api_key=API_KEY, base_url=emu.base_url)
-    session: AgentSession[None] = AgentSession(
-        stt=stt,
-        llm=llm_,
-        tts=SilentTTS(),
-        vad=inference.VAD(),
-        turn_handling={"turn_detection": "vad", "preemptive_generation": {"enabled": True}},
-        aec_warmup_duration=None,
-        user_away_timeout=None,
-    )
-    session.output.audio = FakeOutput()
-    return session, stt
+    return voice_session(stt, llm_, preemptive=True), stt
 
 
 def emulator_sent(emu: Emulator, etype: str) -> list[float]:
@@ -277,13 +227,7 @@ async def test_preflight_starts_the_reply_before_completed_and_close_bills_no_si
         session, stt = make_session(emu, llm_)
         mic = WavInput(write_wav(tmp_path / "turn.wav", first_sentence))
         session.input.audio = mic
-        user_turns: list[str] = []
-
-        @session.on("conversation_item_added")
-        def _on_item(ev: ConversationItemAddedEvent) -> None:
-            if isinstance(ev.item, llm.ChatMessage) and ev.item.role == "user":
-                user_turns.append(ev.item.text_content or "")
-
+        user_turns = listen(session).user_turns
         await session.start(Agent(instructions="Repeat what the user says."))
         try:
             await wait_until(lambda: bool(user_turns), 10.0, lambda: "the user turn")

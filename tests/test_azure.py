@@ -25,7 +25,7 @@ from livekit.plugins.openai_rt.testing.routing import (
     azure_deployment_refusal,
 )
 
-from .conftest import KEY, assert_exactly_once, drive, error_records
+from .conftest import KEY, assert_exactly_once, azure_stt, drive, error_records
 
 DEPLOYMENT = "team-whisper"
 DEPLOYMENTS = {DEPLOYMENT: "gpt-realtime-whisper", "team-4o": "gpt-4o-transcribe"}
@@ -209,16 +209,8 @@ def _azure_emulator() -> Emulator:
 
 async def test_v1_path_with_an_api_key(sample_pcm: bytes) -> None:
     async with _azure_emulator() as emu:
-        stt_ = openai_rt.STT.with_azure(
-            azure_endpoint=emu.azure_endpoint,
-            azure_deployment=DEPLOYMENT,
-            model_family="gpt-realtime-whisper",
-            api_key=KEY,
-        )
-        try:
+        async with azure_stt(emu, DEPLOYMENT, api_key=KEY) as stt_:
             events = await drive(stt_.stream(), sample_pcm[: 2 * ONE_SECOND], flush_at=[1.0])
-        finally:
-            await stt_.aclose()
         record = emu.sessions[0]
         assert record.path == "/openai/v1/realtime"
         assert record.query == {"intent": "transcription"}
@@ -233,17 +225,10 @@ async def test_dated_path_with_a_fixed_entra_token(sample_pcm: bytes) -> None:
     tokens: list[str] = []
     mode = AzureMode(deployments=DEPLOYMENTS, accept_token=_recorder(tokens))
     async with Emulator(api_key=KEY, azure=mode) as emu:
-        stt_ = openai_rt.STT.with_azure(
-            azure_endpoint=emu.azure_endpoint,
-            azure_deployment=DEPLOYMENT,
-            api_version="2025-04-01-preview",
-            model_family="gpt-realtime-whisper",
-            azure_ad_token=f"{KEY}-entra",
-        )
-        try:
+        async with azure_stt(
+            emu, DEPLOYMENT, api_version="2025-04-01-preview", azure_ad_token=f"{KEY}-entra"
+        ) as stt_:
             events = await drive(stt_.stream(), sample_pcm[:ONE_SECOND])
-        finally:
-            await stt_.aclose()
         record = emu.sessions[0]
         assert record.path == "/openai/realtime"
         assert record.query == {
@@ -292,17 +277,9 @@ async def test_a_token_provider_is_called_once_per_connect(
     # the first socket drops mid-stream: the stream reconnects and replays
     faults = FaultPlan(drop_after_bytes=ONE_SECOND, connections={0})
     async with Emulator(api_key=KEY, azure=mode, faults=faults) as emu:
-        stt_ = openai_rt.STT.with_azure(
-            azure_endpoint=emu.azure_endpoint,
-            azure_deployment=DEPLOYMENT,
-            model_family="gpt-realtime-whisper",
-            azure_ad_token_provider=provider,
-        )
-        stream = stt_.stream()
-        try:
+        async with azure_stt(emu, DEPLOYMENT, azure_ad_token_provider=provider) as stt_:
+            stream = stt_.stream()
             events = await drive(stream, pcm, flush_at=[0.5, 2.0])
-        finally:
-            await stt_.aclose()
         assert len(emu.sessions) == 2
         assert issued == [f"{KEY}-entra-1", f"{KEY}-entra-2"]  # one call per connect
         assert seen == issued  # each connect carried its own fresh token
@@ -316,17 +293,9 @@ async def test_a_refused_key_fails_once_without_retrying_or_leaking_it(
     sample_pcm: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with _azure_emulator() as emu:
-        stt_ = openai_rt.STT.with_azure(
-            azure_endpoint=emu.azure_endpoint,
-            azure_deployment=DEPLOYMENT,
-            model_family="gpt-realtime-whisper",
-            api_key=f"{KEY}-wrong",
-        )
-        try:
+        async with azure_stt(emu, DEPLOYMENT, api_key=f"{KEY}-wrong") as stt_:
             with pytest.raises(APIStatusError) as info:
                 await drive(stt_.stream(), sample_pcm[:ONE_SECOND])
-        finally:
-            await stt_.aclose()
         assert emu.handshakes == 1 and not emu.sessions
     assert info.value.status_code == 401 and info.value.retryable is False
     assert "Azure api-key" in info.value.message and "AZURE_OPENAI_API_KEY" in info.value.message
@@ -338,17 +307,11 @@ async def test_a_refused_key_fails_once_without_retrying_or_leaking_it(
 async def test_a_refused_entra_token_fails_with_401(sample_pcm: bytes) -> None:
     mode = AzureMode(deployments=DEPLOYMENTS, accept_token=lambda t: False)
     async with Emulator(api_key=KEY, azure=mode) as emu:
-        stt_ = openai_rt.STT.with_azure(
-            azure_endpoint=emu.azure_endpoint,
-            azure_deployment=DEPLOYMENT,
-            model_family="gpt-realtime-whisper",
-            azure_ad_token_provider=lambda: f"{KEY}-expired",
-        )
-        try:
+        async with azure_stt(
+            emu, DEPLOYMENT, azure_ad_token_provider=lambda: f"{KEY}-expired"
+        ) as stt_:
             with pytest.raises(APIStatusError) as info:
                 await drive(stt_.stream(), sample_pcm[:ONE_SECOND])
-        finally:
-            await stt_.aclose()
     assert info.value.status_code == 401 and "azure_ad_token_provider" in info.value.message
 
 
@@ -363,18 +326,10 @@ async def test_a_failing_token_provider_is_retried_within_the_budget_then_fails(
         raise RuntimeError("identity endpoint unreachable")
 
     async with _azure_emulator() as emu:
-        stt_ = openai_rt.STT.with_azure(
-            azure_endpoint=emu.azure_endpoint,
-            azure_deployment=DEPLOYMENT,
-            model_family="gpt-realtime-whisper",
-            azure_ad_token_provider=provider,
-        )
-        stream = stt_.stream(conn_options=APIConnectOptions(max_retry=2, retry_interval=0.01))
-        try:
+        async with azure_stt(emu, DEPLOYMENT, azure_ad_token_provider=provider) as stt_:
+            stream = stt_.stream(conn_options=APIConnectOptions(max_retry=2, retry_interval=0.01))
             with pytest.raises(APIConnectionError) as info:
                 await drive(stream, sample_pcm[:ONE_SECOND])
-        finally:
-            await stt_.aclose()
         assert emu.handshakes == 0
     assert calls == 3 and info.value.retryable is False
     assert "RuntimeError: identity endpoint unreachable" in info.value.message
@@ -383,17 +338,9 @@ async def test_a_failing_token_provider_is_retried_within_the_budget_then_fails(
 
 async def test_a_provider_that_returns_no_token_is_fatal_at_once(sample_pcm: bytes) -> None:
     async with _azure_emulator() as emu:
-        stt_ = openai_rt.STT.with_azure(
-            azure_endpoint=emu.azure_endpoint,
-            azure_deployment=DEPLOYMENT,
-            model_family="gpt-realtime-whisper",
-            azure_ad_token_provider=lambda: "",
-        )
-        try:
+        async with azure_stt(emu, DEPLOYMENT, azure_ad_token_provider=lambda: "") as stt_:
             with pytest.raises(APIError) as info:
                 await drive(stt_.stream(), sample_pcm[:ONE_SECOND])
-        finally:
-            await stt_.aclose()
     assert info.value.retryable is False and "is empty" in info.value.message
 
 
@@ -403,17 +350,9 @@ async def test_the_family_name_is_not_a_deployment_on_azure(
     """Azure wants the deployment name as the transcription model: the emulator refuses a model
     name that is not a deployment, and the stream fails once, with the server's words."""
     async with _azure_emulator() as emu:
-        stt_ = openai_rt.STT.with_azure(
-            azure_endpoint=emu.azure_endpoint,
-            azure_deployment="gpt-realtime-whisper",
-            model_family="gpt-realtime-whisper",
-            api_key=KEY,
-        )
-        try:
+        async with azure_stt(emu, "gpt-realtime-whisper", api_key=KEY) as stt_:
             with pytest.raises(APIError) as info:
                 await drive(stt_.stream(), sample_pcm[:ONE_SECOND])
-        finally:
-            await stt_.aclose()
     assert info.value.retryable is False and "invalid_value" in info.value.message
     assert [r.levelno for r in error_records(caplog)] == [logging.ERROR]
 

@@ -117,14 +117,23 @@ async def test_bad_input_file_fails_at_once(
     assert elapsed < FAST_EXIT_SECONDS
 
 
-async def test_refused_key_fails_with_the_plugins_message(tmp_path: Path) -> None:
+def _tone_wav(tmp_path: Path, samples: int) -> Path:
+    """A 24 kHz 16-bit mono WAV of ``samples`` samples at one constant level (256)."""
     path = tmp_path / "tone.wav"
-    path.write_bytes(_wav_bytes(1, 1, 24000, 16, b"\x00\x01" * 24000))
+    path.write_bytes(_wav_bytes(1, 1, 24000, 16, b"\x00\x01" * samples))
+    return path
+
+
+async def _run_on_emulator(path: Path, key: str, *args: str) -> tuple[int, str, str, float]:
+    """Run the example on ``path`` against an emulator that accepts only "right-key", with
+    ``OPENAI_API_KEY`` = ``key``."""
     async with Emulator(api_key="right-key") as emu:
-        env = _env_without_key() | {"OPENAI_API_KEY": "wrong-key"}
-        status, out, err, elapsed = await _run_example(
-            str(path), "--base-url", emu.base_url, env=env
-        )
+        env = _env_without_key() | {"OPENAI_API_KEY": key}
+        return await _run_example(str(path), "--base-url", emu.base_url, *args, env=env)
+
+
+async def test_refused_key_fails_with_the_plugins_message(tmp_path: Path) -> None:
+    status, out, err, elapsed = await _run_on_emulator(_tone_wav(tmp_path, 24000), "wrong-key")
     assert status == example.EXIT_FAILURE
     assert err.count("\n") == 1, err
     assert err.startswith("error: ") and "401" in err and "key was refused" in err, err
@@ -133,21 +142,16 @@ async def test_refused_key_fails_with_the_plugins_message(tmp_path: Path) -> Non
 
 
 async def test_unknown_model_fails_in_one_line(tmp_path: Path) -> None:
-    path = tmp_path / "tone.wav"
-    path.write_bytes(_wav_bytes(1, 1, 24000, 16, b"\x00\x01" * 24000))
-    async with Emulator(api_key="right-key") as emu:
-        env = _env_without_key() | {"OPENAI_API_KEY": "right-key"}
-        status, _, err, elapsed = await _run_example(
-            str(path), "--base-url", emu.base_url, "--model", "no-such-model", env=env
-        )
+    status, _, err, elapsed = await _run_on_emulator(
+        _tone_wav(tmp_path, 24000), "right-key", "--model", "no-such-model"
+    )
     assert status == example.EXIT_FAILURE
     assert err.count("\n") == 1 and err.startswith("error: ") and "no-such-model" in err, err
     assert elapsed < FAST_EXIT_SECONDS
 
 
 async def test_base_url_without_a_key_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "tone.wav"
-    path.write_bytes(_wav_bytes(1, 1, 24000, 16, b"\x00\x01" * 2400))
+    path = _tone_wav(tmp_path, 2400)
     status, _, err, _ = await _run_example(str(path), "--base-url", "http://127.0.0.1:9/v1")
     assert status == example.EXIT_BAD_INPUT
     assert err.count("\n") == 1 and "OPENAI_API_KEY" in err, err

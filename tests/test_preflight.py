@@ -9,12 +9,9 @@ import time
 
 from livekit.agents import stt
 from livekit.plugins.openai_rt.testing import Emulator
-from tests.conftest import KEY, MakeSTT, frames
+from tests.conftest import FINAL, INTERIM, KEY, USAGE, MakeSTT, frames
 
-INTERIM = stt.SpeechEventType.INTERIM_TRANSCRIPT
 PREFLIGHT = stt.SpeechEventType.PREFLIGHT_TRANSCRIPT
-FINAL = stt.SpeechEventType.FINAL_TRANSCRIPT
-USAGE = stt.SpeechEventType.RECOGNITION_USAGE
 COMPLETED_DELAY = 0.4
 """Seconds from a commit to its ``completed``: a realistic figure, set here explicitly."""
 

@@ -14,17 +14,29 @@ from livekit.agents.metrics import STTMetrics
 from livekit.plugins import openai_rt
 from livekit.plugins.openai_rt.testing import Emulator, FaultPlan, RefuseHandshake
 from livekit.plugins.openai_rt.testing.routing import AzureMode
-from tests.conftest import KEY, MakeSTT, assert_exactly_once, drive, frames
+from tests.conftest import (
+    INTERIM,
+    KEY,
+    MakeSTT,
+    assert_exactly_once,
+    azure_stt,
+    drive,
+    frames,
+)
 
 HANDSHAKE = 0.3
 """A distant server: seconds the websocket upgrade takes."""
-
-INTERIM = stt.SpeechEventType.INTERIM_TRANSCRIPT
 
 
 def configured(emu: Emulator) -> int:
     """Sessions that received a transcription configuration."""
     return sum(1 for s in emu.sessions if s.transcription_model)
+
+
+async def transcribed_exactly_once(emu: Emulator, stream: stt.RecognizeStream, pcm: bytes) -> None:
+    """Drive ``stream`` with ``pcm`` (no flush) and check its finals against ``emu``'s items."""
+    events = await drive(stream, pcm)
+    assert_exactly_once(events, emu.committed_items(), pcm)
 
 
 async def first_audio_to_interim(stt_: openai_rt.STT, pcm: bytes) -> tuple[float, float]:
@@ -101,9 +113,8 @@ async def test_a_stream_opened_while_prewarming_waits_for_that_session(
         stt_ = make_stt(emu)
         stt_.prewarm()
         stream = stt_.stream()  # the prewarmed handshake is still under way
-        events = await drive(stream, sample_pcm[:96000])
+        await transcribed_exactly_once(emu, stream, sample_pcm[:96000])
         assert emu.handshakes == 1
-        assert_exactly_once(events, emu.committed_items(), sample_pcm[:96000])
 
 
 async def test_an_unused_prewarmed_session_is_closed_after_its_ttl(
@@ -115,9 +126,8 @@ async def test_an_unused_prewarmed_session_is_closed_after_its_ttl(
         await emu.wait_for(lambda: configured(emu) == 1)
         await emu.wait_for(lambda: emu.sessions[0].closed, timeout=2.0)
         assert emu.sessions[0].close_code == 1000  # closed by the client
-        events = await drive(stt_.stream(), sample_pcm[:96000])  # connects afresh
+        await transcribed_exactly_once(emu, stt_.stream(), sample_pcm[:96000])  # connects afresh
         assert emu.handshakes == 2
-        assert_exactly_once(events, emu.committed_items(), sample_pcm[:96000])
 
 
 async def test_a_stream_with_another_configuration_does_not_take_it(
@@ -141,9 +151,8 @@ async def test_a_failed_prewarm_leaves_the_stream_to_connect_itself(
     async with Emulator(api_key=KEY, faults=faults) as emu:
         stt_ = make_stt(emu)
         stt_.prewarm()
-        events = await drive(stt_.stream(), sample_pcm[:96000])
+        await transcribed_exactly_once(emu, stt_.stream(), sample_pcm[:96000])
         assert emu.handshakes == 2
-        assert_exactly_once(events, emu.committed_items(), sample_pcm[:96000])
     assert any("prewarming a session failed" in r.getMessage() for r in caplog.records)
     assert not [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
 
@@ -169,21 +178,12 @@ async def test_an_azure_stt_prewarms_with_its_credentials(sample_pcm: bytes) -> 
 
     mode = AzureMode(deployments={"team-whisper": "gpt-realtime-whisper"})
     async with Emulator(api_key=KEY, azure=mode) as emu:
-        stt_ = openai_rt.STT.with_azure(
-            azure_endpoint=emu.azure_endpoint,
-            azure_deployment="team-whisper",
-            model_family="gpt-realtime-whisper",
-            azure_ad_token_provider=provider,
-        )
-        try:
+        async with azure_stt(emu, "team-whisper", azure_ad_token_provider=provider) as stt_:
             stt_.prewarm()
             await emu.wait_for(lambda: configured(emu) == 1)
-            events = await drive(stt_.stream(), sample_pcm[:96000])
-        finally:
-            await stt_.aclose()
+            await transcribed_exactly_once(emu, stt_.stream(), sample_pcm[:96000])
         # one connect, one token: the prewarmed session was taken over
         assert tokens == [f"{KEY}-entra-1"] and emu.handshakes == 1
-        assert_exactly_once(events, emu.committed_items(), sample_pcm[:96000])
 
 
 async def test_an_input_that_ends_empty_while_the_warm_session_opens_ends_cleanly(

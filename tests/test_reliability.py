@@ -11,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
 import pytest
 
 from livekit import rtc
-from livekit.agents import APIConnectOptions, stt, vad
+from livekit.agents import stt, vad
+from livekit.plugins import openai_rt
 from livekit.plugins.openai_rt.testing import (
     Emulator,
     FaultPlan,
@@ -25,21 +27,23 @@ from livekit.plugins.openai_rt.testing import (
     expected_transcript,
 )
 from tests.conftest import (
+    CONN,
     FINAL,
     FLUSH_POINTS,
+    INTERIM,
     KEY,
     MakeSTT,
     assert_exactly_once,
+    collect,
     drive,
     error_records,
+    feed,
     final_texts,
     frames,
     of_type,
 )
 from tests.netproxy import Proxy, small_buffer_session
 
-INTERIM = stt.SpeechEventType.INTERIM_TRANSCRIPT
-CONN = APIConnectOptions(max_retry=3, retry_interval=0.2, timeout=3.0)
 BYTES_PER_SECOND = 48000
 
 
@@ -48,24 +52,18 @@ def frame(pcm: bytes, rate: int = 24000, channels: int = 1) -> rtc.AudioFrame:
     return rtc.AudioFrame(pcm, rate, channels, len(pcm) // 2 // channels)
 
 
-async def collect(stream: stt.RecognizeStream, into: list[stt.SpeechEvent]) -> None:
-    """Every event of ``stream`` until it ends, appended to ``into`` as they come."""
-    async for ev in stream:
-        into.append(ev)
-
-
-async def feed(stream: stt.RecognizeStream, pcm: bytes, *, flush_at: tuple[float, ...]) -> None:
-    """Push ``pcm`` in 20 ms frames, flushing at the given seconds, then end the input."""
-    pending = [int(t * BYTES_PER_SECOND) // 2 * 2 for t in flush_at]
-    sent = 0
-    for f in frames(pcm):
-        stream.push_frame(f)
-        sent += len(f.data) * 2
-        while pending and sent >= pending[0]:
-            pending.pop(0)
-            stream.flush()
-        await asyncio.sleep(0)
-    stream.end_input()
+@contextlib.asynccontextmanager
+async def through_proxy(
+    make_stt: MakeSTT, emu: Emulator, proxy: Proxy, **options: Any
+) -> AsyncIterator[openai_rt.STT]:
+    """An STT that reaches ``emu`` through ``proxy`` on sockets with small buffers (their
+    session closed on leaving the block), with no heartbeat: only the timers in ``options``
+    notice a silent server."""
+    http = small_buffer_session()
+    try:
+        yield make_stt(emu, base_url=proxy.base_url, http_session=http, heartbeat=None, **options)
+    finally:
+        await http.close()
 
 
 # -- 1. a flush taken while the server stopped reading ------------------------------------------
@@ -140,42 +138,34 @@ async def test_an_utterance_ended_while_the_server_stopped_reading_is_neither_lo
     sent_before_last = sum(_append_wire(len(x)) for x in (*fill, near))
     assert sent_before_last <= WRITER_LIMIT < sent_before_last + _append_wire(len(last))
 
-    async with Emulator(api_key=KEY) as emu, Proxy(emu.port, hold_after={0: len(big)}) as proxy:
-        http = small_buffer_session()
-        try:
-            options: dict[str, Any] = {"vad": _EndOfSpeechAt(len(last) // 2)}
-            if commit_by == "flush":
-                options = {}
-            stt_ = make_stt(
-                emu,
-                base_url=proxy.base_url,
-                http_session=http,
-                heartbeat=None,
-                result_timeout=1.0,
-                **options,
-            )
-            stream = stt_.stream(conn_options=CONN)
-            events: list[stt.SpeechEvent] = []
-            collecting = asyncio.ensure_future(collect(stream, events))
-            await emu.wait_for(lambda: emu.sessions and emu.sessions[0].config.get("audio"))
-            stream.push_frame(frame(big))
-            await asyncio.wait_for(proxy.connections[0].held.wait(), 10)
-            for pcm in (*fill, near, last):
-                stream.push_frame(frame(pcm))
-            if commit_by == "flush":
-                stream.flush()
-            # the first utterance is committed on the next socket; a stream that lost the end
-            # of the utterance commits nothing until the end of the input
-            with contextlib.suppress(TimeoutError):
-                await emu.wait_for(emu.committed_items, timeout=8.0)
-            # (a stream that already failed refuses input: its error is what the test reports)
-            with contextlib.suppress(RuntimeError):
-                for f in frames(second_utterance):
-                    stream.push_frame(f)
-                stream.end_input()
-            await asyncio.wait_for(collecting, 20)
-        finally:
-            await http.close()
+    options: dict[str, Any] = {"vad": _EndOfSpeechAt(len(last) // 2)}
+    if commit_by == "flush":
+        options = {}
+    async with (
+        Emulator(api_key=KEY) as emu,
+        Proxy(emu.port, hold_after={0: len(big)}) as proxy,
+        through_proxy(make_stt, emu, proxy, result_timeout=1.0, **options) as stt_,
+    ):
+        stream = stt_.stream(conn_options=CONN)
+        events: list[stt.SpeechEvent] = []
+        collecting = asyncio.ensure_future(collect(stream, events))
+        await emu.wait_for(lambda: emu.sessions and emu.sessions[0].config.get("audio"))
+        stream.push_frame(frame(big))
+        await asyncio.wait_for(proxy.connections[0].held.wait(), 10)
+        for pcm in (*fill, near, last):
+            stream.push_frame(frame(pcm))
+        if commit_by == "flush":
+            stream.flush()
+        # the first utterance is committed on the next socket; a stream that lost the end
+        # of the utterance commits nothing until the end of the input
+        with contextlib.suppress(TimeoutError):
+            await emu.wait_for(emu.committed_items, timeout=8.0)
+        # (a stream that already failed refuses input: its error is what the test reports)
+        with contextlib.suppress(RuntimeError):
+            for f in frames(second_utterance):
+                stream.push_frame(f)
+            stream.end_input()
+        await asyncio.wait_for(collecting, 20)
     items = emu.committed_items()
     assert [len(i.audio) for i in items] == [len(first_utterance), len(second_utterance)]
     assert [i.audio for i in items] == [first_utterance, second_utterance]
@@ -203,21 +193,11 @@ async def test_a_replay_on_a_slow_uplink_has_no_holes_and_reports_exactly_what_i
     async with (
         Emulator(api_key=KEY, faults=faults) as emu,
         Proxy(emu.port, upload_rate=3 * BYTES_PER_SECOND * 4 / 3) as proxy,
+        through_proxy(make_stt, emu, proxy, replay_seconds=4.2) as stt_,
     ):
-        http = small_buffer_session()
-        try:
-            stt_ = make_stt(
-                emu,
-                base_url=proxy.base_url,
-                http_session=http,
-                heartbeat=None,
-                replay_seconds=4.2,
-            )
-            events = await drive(
-                stt_.stream(conn_options=CONN), sample_pcm, flush_at=FLUSH_POINTS, realtime=6.0
-            )
-        finally:
-            await http.close()
+        events = await drive(
+            stt_.stream(conn_options=CONN), sample_pcm, flush_at=FLUSH_POINTS, realtime=6.0
+        )
     by_id = {item.item_id: item for item in emu.committed_items()}
     finals = of_type(events, FINAL)
     # every final is the transcript of exactly its item's audio, and that audio is one

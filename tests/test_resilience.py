@@ -9,13 +9,12 @@ autouse fixture in conftest) that no log line carried the API key.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 
 import pytest
 
-from livekit.agents import APIConnectOptions, APIError, APIStatusError, stt
+from livekit.agents import APIError, APIStatusError, stt
 from livekit.plugins import openai_rt
 from livekit.plugins.openai_rt.testing import (
     CloseWith,
@@ -27,19 +26,19 @@ from livekit.plugins.openai_rt.testing import (
     Stall,
 )
 from tests.conftest import (
+    CONN,
+    FINAL,
     FLUSH_POINTS,
     KEY,
     MakeSTT,
     assert_exactly_once,
     drive,
+    drive_and_change,
     error_records,
     of_type,
 )
 
 log = logging.getLogger("tests.resilience")
-FINAL = stt.SpeechEventType.FINAL_TRANSCRIPT
-USAGE = stt.SpeechEventType.RECOGNITION_USAGE
-CONN = APIConnectOptions(max_retry=3, retry_interval=0.2, timeout=3.0)
 MODELS = ["gpt-realtime-whisper", "gpt-4o-mini-transcribe"]
 
 
@@ -304,13 +303,14 @@ async def test_replay_bound_applies_and_says_how_much_was_not_replayed(
 async def test_language_update_applies_in_place(sample_pcm: bytes, make_stt: MakeSTT) -> None:
     async with Emulator(api_key=KEY) as emu:
         stt_ = make_stt(emu, **FAST_TIMERS)
-        stream = stt_.stream(conn_options=CONN)
-        task = asyncio.ensure_future(
-            drive(stream, sample_pcm, flush_at=FLUSH_POINTS, realtime=15.0)
+        events = await drive_and_change(
+            emu,
+            stt_.stream(conn_options=CONN),
+            sample_pcm,
+            when=emu.committed_items,
+            change=lambda: stt_.update_options(language="fr", delay="high"),
+            realtime=15.0,
         )
-        await emu.wait_for(lambda: emu.committed_items(), timeout=5.0)
-        stt_.update_options(language="fr", delay="high")
-        events = await task
         assert len(emu.sessions) == 1
         updates = [
             e.event
@@ -328,12 +328,14 @@ async def test_model_change_moves_to_a_new_session_without_loss(
     async with Emulator(api_key=KEY) as emu:
         stt_ = make_stt(emu, **FAST_TIMERS)
         stream = stt_.stream(conn_options=CONN)
-        task = asyncio.ensure_future(
-            drive(stream, sample_pcm, flush_at=FLUSH_POINTS, realtime=10.0)
+        events = await drive_and_change(
+            emu,
+            stream,
+            sample_pcm,
+            when=emu.committed_items,
+            change=lambda: stream.update_options(model="gpt-live-transcribe"),
+            realtime=10.0,
         )
-        await emu.wait_for(lambda: emu.committed_items(), timeout=5.0)
-        stream.update_options(model="gpt-live-transcribe")
-        events = await task
         models = [s.config["audio"]["input"]["transcription"]["model"] for s in emu.sessions]
         assert models[0] == "gpt-realtime-whisper" and models[-1] == "gpt-live-transcribe"
         assert_exactly_once(events, emu.committed_items(), sample_pcm)

@@ -4,7 +4,6 @@ records and decisions out. Every ordering, commit, replay, roll-over and error d
 from __future__ import annotations
 
 import base64
-import json
 import logging
 from typing import Any
 
@@ -12,12 +11,11 @@ import pytest
 
 from livekit.plugins.openai_rt import protocol as p, records as r, session as s
 from livekit.plugins.openai_rt.errors import Action
+from tests.session_harness import WALL0, SessionHarness
 
 BYTES_PER_SECOND = p.PCM16.bytes_per_second
 MIN_COMMIT_BYTES = p.PCM16.min_commit_bytes
 CHUNK_BYTES = p.PCM16.chunk_bytes
-
-WALL0 = 1_700_000_000.0
 
 
 def pcm(n: int, tag: int) -> bytes:
@@ -25,8 +23,8 @@ def pcm(n: int, tag: int) -> bytes:
     return bytes((tag + i // 2) % 256 for i in range(n))
 
 
-class Harness:
-    """A session, a clock and a socket that records what the session sends."""
+class Harness(SessionHarness[r.Output]):
+    """A transcription session, a clock and a socket that records what the session sends."""
 
     def __init__(
         self,
@@ -39,61 +37,26 @@ class Harness:
         audio_format: p.AudioFormat = p.PCM16,
         **timers: float,
     ) -> None:
-        self.session = s.TranscriptionSession(
-            p.SessionConfig(
-                model=model,
-                language="en",
-                turn_detection=turn_detection,
-                audio_format=audio_format,
-            ),
-            timers=s.Timers(**timers),
-            replay_limit_bytes=replay_limit,
-            local_vad=local_vad,
-            skip_silence=skip_silence,
+        super().__init__(
+            s.TranscriptionSession(
+                p.SessionConfig(
+                    model=model,
+                    language="en",
+                    turn_detection=turn_detection,
+                    audio_format=audio_format,
+                ),
+                timers=s.Timers(**timers),
+                replay_limit_bytes=replay_limit,
+                local_vad=local_vad,
+                skip_silence=skip_silence,
+            )
         )
-        self.now = 0.0
-        self.sent: list[dict[str, Any]] = []
-        self.outputs: list[r.Output] = []
 
     # -- driving ---------------------------------------------------------------------------
 
     def open(self, *, expires_in: float | None = None) -> None:
         """Connect, open, and have the server create and configure the session."""
-        self.session.connecting()
-        self.session.socket_opened(self.now, wall=WALL0 + self.now)
-        update = self.flush_socket()
-        assert [m["type"] for m in update] == ["session.update"]
-        expires = WALL0 + self.now + expires_in if expires_in is not None else None
-        self.server(p.SessionCreated("sess_1", expires))
-        self.server(p.SessionUpdated("sess_1", {}))
-
-    def server(self, ev: p.ServerEvent) -> None:
-        self.session.receive(ev, self.now)
-
-    def flush_socket(self) -> list[dict[str, Any]]:
-        """Send everything the session has; returns the decoded messages."""
-        out = []
-        while (msg := self.session.data_to_send(self.now)) is not None:
-            self.session.sent()
-            out.append(json.loads(msg))
-        self.sent += out
-        return out
-
-    def lose_socket(self, code: int | None = None, reason: str = "") -> r.Ending | None:
-        self.session.socket_closed(self.now, code=code, reason=reason)
-        ending = self.session.ending
-        if ending is not None and not isinstance(ending, r.Fail | r.Finish):
-            self.session.socket_released()
-        return ending
-
-    def tick(self, seconds: float) -> None:
-        self.now += seconds
-        self.session.tick(self.now)
-
-    def take(self) -> list[r.Output]:
-        out = self.session.take_outputs()
-        self.outputs += out
-        return out
+        self.configure(p.SessionUpdated("sess_1", {}), expires_in=expires_in)
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -10,7 +10,8 @@ import pytest
 
 from livekit.plugins.openai_rt import protocol as p, records as r, session as s
 from livekit.plugins.openai_rt.speech import SILENCE_DBFS
-from tests.test_session import WALL0, Harness, completed, pcm, segments_of
+from tests.session_harness import WALL0
+from tests.test_session import Harness, completed, pcm, segments_of
 
 LOUD = -20.0  # dBFS: speech
 HUSH = -80.0  # dBFS: silence

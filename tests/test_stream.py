@@ -17,9 +17,12 @@ from livekit.plugins.openai_rt.testing import (
     expected_transcript,
 )
 from tests.conftest import (
+    FINAL,
     FLUSH_POINTS,
+    INTERIM,
     KEY,
     MIN_COMMIT,
+    USAGE,
     MakeSTT,
     assert_exactly_once,
     drive,
@@ -29,9 +32,6 @@ from tests.conftest import (
     usage_seconds,
 )
 
-FINAL = stt.SpeechEventType.FINAL_TRANSCRIPT
-INTERIM = stt.SpeechEventType.INTERIM_TRANSCRIPT
-USAGE = stt.SpeechEventType.RECOGNITION_USAGE
 SOS = stt.SpeechEventType.START_OF_SPEECH
 EOS = stt.SpeechEventType.END_OF_SPEECH
 

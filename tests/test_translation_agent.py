@@ -9,46 +9,21 @@ user turns are the translated text, one per utterance, cut by the session's VAD 
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-from pathlib import Path
-
-import pytest
-
 from livekit.agents import (
     Agent,
-    AgentSession,
-    ConversationItemAddedEvent,
-    ErrorEvent,
     UserInputTranscribedEvent,
-    inference,
-    llm,
 )
 from livekit.agents.metrics.usage import STTModelUsage
 from livekit.plugins import openai_rt
 from livekit.plugins.openai_rt.testing import Emulator, ScriptTranslator
-from tests.agent_fakes import EchoLLM, FakeOutput, SilentTTS, WavInput
+from tests.agent_fakes import API_KEY, TURNS_TIMEOUT, WavInput, listen, voice_session, wait_until
+from tests.conftest import EXAMPLES, SAMPLE_WAV
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-SAMPLE_WAV = EXAMPLES / "sample.wav"
-API_KEY = "test-key"
 BYTES_PER_SECOND = 48000
-TURNS_TIMEOUT = 22.0  # the WAV lasts 14.74 s; its last utterance ends at 13.46 s
 
 
 def lines(name: str) -> list[str]:
     return [line for line in (EXAMPLES / name).read_text(encoding="utf-8").splitlines() if line]
-
-
-async def wait_until(
-    predicate: Callable[[], bool], timeout: float, what: Callable[[], str]
-) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what()}")
-        await asyncio.sleep(0.05)
 
 
 async def test_the_agents_turns_receive_the_translated_text() -> None:
@@ -61,36 +36,16 @@ async def test_the_agents_turns_receive_the_translated_text() -> None:
             api_key=API_KEY,
             base_url=emu.base_url,
         )
-        session: AgentSession[None] = AgentSession(
-            stt=tstt,
-            llm=EchoLLM(),
-            tts=SilentTTS(),
-            vad=inference.VAD(),
-            turn_handling={"turn_detection": "vad"},
-            aec_warmup_duration=None,
-            user_away_timeout=None,
-        )
+        session = voice_session(tstt)
         session.input.audio = WavInput(SAMPLE_WAV)
-        session.output.audio = FakeOutput()
-        user_turns: list[str] = []
-        replies: list[str] = []
+        heard = listen(session)
+        user_turns, replies, errors = heard.user_turns, heard.replies, heard.errors
         finals: list[UserInputTranscribedEvent] = []
-        errors: list[ErrorEvent] = []
 
         @session.on("user_input_transcribed")
         def _on_transcribed(ev: UserInputTranscribedEvent) -> None:
             if ev.is_final:
                 finals.append(ev)
-
-        @session.on("conversation_item_added")
-        def _on_item(ev: ConversationItemAddedEvent) -> None:
-            if isinstance(ev.item, llm.ChatMessage):
-                target = user_turns if ev.item.role == "user" else replies
-                target.append(ev.item.text_content or "")
-
-        @session.on("error")
-        def _on_error(ev: ErrorEvent) -> None:
-            errors.append(ev)
 
         await session.start(Agent(instructions="Repeat what the user says."))
         try:

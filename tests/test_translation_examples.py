@@ -19,10 +19,8 @@ from livekit import rtc
 from livekit.agents import stt
 from livekit.plugins import openai_rt
 from livekit.plugins.openai_rt.testing import Emulator, expected_translation
-from tests.conftest import KEY, frames
+from tests.conftest import EXAMPLES, KEY, frames, write_wav
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "examples"
 FRAME = 9600
 
 
@@ -124,18 +122,10 @@ async def _run(*args: str, timeout: float = 60.0) -> tuple[int, str, str]:
     return proc.returncode, out.decode(), err.decode()
 
 
-def _write_wav(path: Path, pcm: bytes) -> None:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(24000)
-        w.writeframes(pcm)
-
-
 async def test_translate_a_file_on_the_emulator_and_save_the_speech(tmp_path: Path) -> None:
     pcm = np.random.default_rng(3).integers(-2000, 2000, 24000, dtype=np.int16).tobytes()
     source, saved = tmp_path / "talk.wav", tmp_path / "out.wav"
-    _write_wav(source, pcm)
+    write_wav(source, pcm)
     status, out, err = await _run(str(source), "--translate", "fr", "--save-audio", str(saved))
     assert status == 0, err
     finals = [line for line in out.splitlines() if line.startswith("FINAL")]

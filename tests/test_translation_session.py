@@ -23,9 +23,9 @@ from livekit.plugins.openai_rt import (
 from livekit.plugins.openai_rt.errors import Action
 from livekit.plugins.openai_rt.translation_ledger import HOLD_SECONDS
 from livekit.plugins.openai_rt.translation_session import TranslationSession
+from tests.session_harness import WALL0, SessionHarness
 
 FRAME = tp.FRAME_BYTES
-WALL0 = 1_700_000_000.0
 
 
 def pcm(frames: float, tag: int) -> bytes:
@@ -42,7 +42,7 @@ def out_audio(frame: int, data: bytes = b"\x01\x00" * 4) -> tp.OutputAudio:
     return tp.OutputAudio(base64.b64encode(data).decode(), frame * tp.FRAME_MS, 24000, 1)
 
 
-class Harness:
+class Harness(SessionHarness[tr.TranslationOutput]):
     """A translation session, a clock and a socket that records what the session sends."""
 
     def __init__(
@@ -53,34 +53,20 @@ class Harness:
         segment_timeout: float = 2.0,
         **timers: float,
     ) -> None:
-        self.session = TranslationSession(
-            tp.TranslationConfig("gpt-realtime-translate", "es", source_transcription=source),
-            timers=s.Timers(**timers),
-            replay_limit_bytes=replay_limit,
-            segment_timeout=segment_timeout,
+        super().__init__(
+            TranslationSession(
+                tp.TranslationConfig("gpt-realtime-translate", "es", source_transcription=source),
+                timers=s.Timers(**timers),
+                replay_limit_bytes=replay_limit,
+                segment_timeout=segment_timeout,
+            )
         )
-        self.now = 0.0
-        self.sent: list[dict[str, Any]] = []
-        self.outputs: list[tr.TranslationOutput] = []
 
     def open(self, *, expires_in: float | None = None, language: str = "es") -> None:
-        self.session.connecting()
-        self.session.socket_opened(self.now, wall=WALL0 + self.now)
-        assert [m["type"] for m in self.flush_socket()] == ["session.update"]
-        expires = WALL0 + self.now + expires_in if expires_in is not None else None
-        self.server(p.SessionCreated("sess_1", expires))
-        self.server(p.SessionUpdated("sess_1", {"audio": {"output": {"language": language}}}))
-
-    def server(self, ev: tp.ServerEvent) -> None:
-        self.session.receive(ev, self.now)
-
-    def flush_socket(self) -> list[dict[str, Any]]:
-        out = []
-        while (msg := self.session.data_to_send(self.now)) is not None:
-            self.session.sent()
-            out.append(json.loads(msg))
-        self.sent += out
-        return out
+        self.configure(
+            p.SessionUpdated("sess_1", {"audio": {"output": {"language": language}}}),
+            expires_in=expires_in,
+        )
 
     def sent_audio(self, messages: list[dict[str, Any]]) -> list[bytes]:
         return [
@@ -88,22 +74,6 @@ class Harness:
             for m in messages
             if m["type"] == "session.input_audio_buffer.append"
         ]
-
-    def lose_socket(self, code: int | None = None, reason: str = "") -> r.Ending | None:
-        self.session.socket_closed(self.now, code=code, reason=reason)
-        ending = self.session.ending
-        if ending is not None and not isinstance(ending, r.Fail | r.Finish):
-            self.session.socket_released()
-        return ending
-
-    def tick(self, seconds: float) -> None:
-        self.now += seconds
-        self.session.tick(self.now)
-
-    def take(self) -> list[tr.TranslationOutput]:
-        got = self.session.take_outputs()
-        self.outputs += got
-        return got
 
     def finals(self) -> list[tr.Translation]:
         self.take()

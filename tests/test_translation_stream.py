@@ -19,7 +19,7 @@ import pytest
 from openai.types.realtime import RealtimeTranslationClientEvent, RealtimeTranslationServerEvent
 from pydantic import TypeAdapter
 
-from livekit.agents import APIConnectOptions, APIError, APIStatusError, stt
+from livekit.agents import APIError, APIStatusError, stt
 from livekit.plugins import openai_rt
 from livekit.plugins.openai_rt.testing import (
     Emulator,
@@ -29,14 +29,21 @@ from livekit.plugins.openai_rt.testing import (
     expected_source_transcript,
     expected_translation,
 )
-from tests.conftest import FLUSH_POINTS, KEY, drive, error_records, of_type
+from tests.conftest import (
+    CONN,
+    FINAL,
+    FLUSH_POINTS,
+    INTERIM,
+    KEY,
+    drive,
+    drive_and_change,
+    error_records,
+    of_type,
+    usage_seconds,
+)
 
-FINAL = stt.SpeechEventType.FINAL_TRANSCRIPT
-INTERIM = stt.SpeechEventType.INTERIM_TRANSCRIPT
-USAGE = stt.SpeechEventType.RECOGNITION_USAGE
 FRAME = 9600
 BPS = 48000
-CONN = APIConnectOptions(max_retry=3, retry_interval=0.2, timeout=3.0)
 FAST = {"heartbeat": 0.6, "result_timeout": 1.5, "final_timeout": 8.0}
 
 MakeTranslation = Callable[..., openai_rt.TranslationSTT]
@@ -62,12 +69,6 @@ async def make_translation() -> AsyncIterator[MakeTranslation]:
 def padded(pcm: bytes) -> bytes:
     """The input as translated: the last frame completed with silence."""
     return pcm + bytes(-len(pcm) % FRAME)
-
-
-def usage_seconds(events: Sequence[stt.SpeechEvent]) -> float:
-    return sum(
-        e.recognition_usage.audio_duration for e in of_type(events, USAGE) if e.recognition_usage
-    )
 
 
 def assert_translated_once(
@@ -326,13 +327,14 @@ async def test_the_target_language_changes_live(
 ) -> None:
     async with Emulator(api_key=KEY) as emu:
         tstt = make_translation(emu, **FAST)
-        stream = tstt.stream(conn_options=CONN)
-        task = asyncio.ensure_future(
-            drive(stream, sample_pcm, flush_at=FLUSH_POINTS, realtime=15.0)
+        events = await drive_and_change(
+            emu,
+            tstt.stream(conn_options=CONN),
+            sample_pcm,
+            when=lambda: len(emu.events) > 40,
+            change=lambda: tstt.update_options(target_language="fr"),
+            realtime=15.0,
         )
-        await emu.wait_for(lambda: len(emu.events) > 40)
-        tstt.update_options(target_language="fr")
-        events = await task
     assert len(emu.sessions) == 1 and emu.sessions[0].config["audio"]["output"]["language"] == "fr"
     finals = [ev.alternatives[0] for ev in of_type(events, FINAL)]
     text = "".join(alt.text for alt in finals)

@@ -131,6 +131,11 @@ class Client:
                 }
             )
 
+    async def commit(self, audio: bytes, chunk_ms: int = 50) -> None:
+        """Append pcm16 ``audio`` (in ``chunk_ms`` pieces) and commit the buffer."""
+        await self.append(audio, chunk_ms)
+        await self.send({"type": "input_audio_buffer.commit"})
+
     async def closed(self, timeout: float = 2.0) -> tuple[int | None, str]:
         """Read until the socket closes; return (close code, reason)."""
         while True:

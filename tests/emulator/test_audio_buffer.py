@@ -24,14 +24,12 @@ async def test_commit_too_small_leaves_buffer(make_emu: MakeEmu) -> None:
             "event_id": "evt_c0",
         }
         audio = noise(60) + noise(2, seed=1)[:50]  # 61.04 ms
-        await c.append(audio)
-        await c.send({"type": "input_audio_buffer.commit"})
+        await c.commit(audio)
         err = (await c.until("error"))["error"]
         assert err["message"].endswith("but buffer only has 61.04ms of audio.")
         assert emu.sessions[0].buffer_bytes == len(audio)
         more = noise(40, seed=2)
-        await c.append(more)
-        await c.send({"type": "input_audio_buffer.commit"})
+        await c.commit(more)
         committed = await c.until("input_audio_buffer.committed")
         (item,) = emu.sessions[0].items
         assert item.audio == audio + more
@@ -47,8 +45,7 @@ async def test_commit_sequence_and_clear(make_emu: MakeEmu) -> None:
         ids: list[str | None] = [None]
         for n in range(3):
             audio = noise(150, seed=n)
-            await c.append(audio)
-            await c.send({"type": "input_audio_buffer.commit"})
+            await c.commit(audio)
             events = await c.collect_until("conversation.item.done")
             t = types(events)
             assert t[0] == "input_audio_buffer.committed"
@@ -184,8 +181,7 @@ async def test_commit_without_transcription_has_no_transcript(make_emu: MakeEmu)
     async with connect(emu) as c:
         await c.update({"turn_detection": None})
         await c.until("session.updated")
-        await c.append(noise(200))
-        await c.send({"type": "input_audio_buffer.commit"})
+        await c.commit(noise(200))
         events = await c.collect_until("conversation.item.added")
         assert types(events) == ["input_audio_buffer.committed", "conversation.item.added"]
         await c.send({"type": "input_audio_buffer.clear"})

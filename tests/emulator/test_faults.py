@@ -67,8 +67,7 @@ async def test_drop_after_bytes_only_on_chosen_connection(make_emu: MakeEmu) -> 
     assert emu.sessions[0].appended_bytes == 200 * BPMS
     async with connect(emu) as c:  # connection 1 is not dropped
         await c.configure("gpt-realtime-whisper")
-        await c.append(noise(400))
-        await c.send({"type": "input_audio_buffer.commit"})
+        await c.commit(noise(400))
         await c.until("conversation.item.input_audio_transcription.completed")
 
 
@@ -157,8 +156,7 @@ async def test_stall_answer_only_keeps_reading(make_emu: MakeEmu) -> None:
         await c.configure("gpt-4o-transcribe")
         emu.faults.stall = Stall(read=False, answer=True)  # at once, picked up by the ticker
         await asyncio.sleep(0.05)
-        await c.append(noise(300))
-        await c.send({"type": "input_audio_buffer.commit"})
+        await c.commit(noise(300))
         await c.ws.ping(b"x")
         await emu.wait_for(lambda: emu.sessions[0].items)
         with pytest.raises(asyncio.TimeoutError):
@@ -172,8 +170,7 @@ async def test_fail_items(make_emu: MakeEmu) -> None:
         await c.configure("gpt-4o-transcribe")
         results = []
         for n in range(3):
-            await c.append(noise(150, seed=n))
-            await c.send({"type": "input_audio_buffer.commit"})
+            await c.commit(noise(150, seed=n))
             events = await c.collect_until("conversation.item.done")
             results.append(events)
     failed = [e for e in results[1] if e["type"].endswith(".failed")]
@@ -195,8 +192,7 @@ async def test_reorder_completed(make_emu: MakeEmu) -> None:
         await c.configure("whisper-1")
         ids = []
         for n in range(3):
-            await c.append(noise(150, seed=n))
-            await c.send({"type": "input_audio_buffer.commit"})
+            await c.commit(noise(150, seed=n))
             ids.append((await c.until("input_audio_buffer.committed"))["item_id"])
         while sum(e["type"].endswith(".completed") for e in c.received) < 3:
             await c.recv()
@@ -263,8 +259,7 @@ async def test_stray_deltas_name_items_never_committed(make_emu: MakeEmu) -> Non
     emu = await make_emu(faults=FaultPlan(stray_deltas=True))
     async with connect(emu) as c:
         await c.configure("gpt-4o-mini-transcribe")
-        await c.append(noise(300))
-        await c.send({"type": "input_audio_buffer.commit"})
+        await c.commit(noise(300))
         await c.until("conversation.item.input_audio_transcription.completed")
         stray = await c.until("conversation.item.input_audio_transcription.delta")
     assert stray["item_id"] not in {item.item_id for item in emu.committed_items()}

@@ -52,8 +52,7 @@ async def test_many_concurrent_sessions(make_emu: MakeEmu) -> None:
         audio = noise(500, seed=n)
         async with connect(emu) as c:
             await c.configure("gpt-realtime-whisper")
-            await c.append(audio, chunk_ms=20)
-            await c.send({"type": "input_audio_buffer.commit"})
+            await c.commit(audio, chunk_ms=20)
             completed = await c.until("conversation.item.input_audio_transcription.completed")
             assert completed["transcript"] == expected_transcript(audio)
 

@@ -106,8 +106,7 @@ async def test_logprobs_only_when_included_and_supported(make_emu: MakeEmu) -> N
                 include=["item.input_audio_transcription.logprobs"],
             )
             await c.until("session.updated")
-            await c.append(noise(200))
-            await c.send({"type": "input_audio_buffer.commit"})
+            await c.commit(noise(200))
             events = await c.collect_until("conversation.item.done")
             for e in events:
                 if e["type"].startswith("conversation.item.input_audio_transcription."):
@@ -121,8 +120,7 @@ async def test_gpt_transcribe_reports_configured_language(make_emu: MakeEmu) -> 
     emu = await make_emu()
     async with connect(emu) as c:
         await c.configure("gpt-transcribe", languages=["fr", "en"])
-        await c.append(noise(150))
-        await c.send({"type": "input_audio_buffer.commit"})
+        await c.commit(noise(150))
         completed = await c.until("conversation.item.input_audio_transcription.completed")
         assert completed["languages"] == [{"code": "fr"}]
 
@@ -143,12 +141,10 @@ async def test_completed_delay_and_order(make_emu: MakeEmu) -> None:
     emu = await make_emu(completed_delay=0.2)
     async with connect(emu) as c:
         await c.configure("gpt-4o-transcribe")
-        await c.append(noise(300))
-        await c.send({"type": "input_audio_buffer.commit"})
+        await c.commit(noise(300))
         await c.until("input_audio_buffer.committed")
         t0 = time.monotonic()
-        await c.append(noise(300, seed=1))
-        await c.send({"type": "input_audio_buffer.commit"})
+        await c.commit(noise(300, seed=1))
         first = await c.until("conversation.item.input_audio_transcription.completed")
         assert time.monotonic() - t0 >= 0.15
         second = await c.until("conversation.item.input_audio_transcription.completed")
@@ -166,8 +162,7 @@ async def test_script_transcriber(make_emu: MakeEmu) -> None:
         await c.send({"type": "input_audio_buffer.clear"})  # abandoned: its line is given back
         await c.until("input_audio_buffer.cleared")
         for expected in ["hello there how are you", "second line", ""]:  # "" past the script
-            await c.append(noise(250))
-            await c.send({"type": "input_audio_buffer.commit"})
+            await c.commit(noise(250))
             completed = await c.until("conversation.item.input_audio_transcription.completed")
             assert completed["transcript"] == expected
         streamed: dict[str, str] = {}

@@ -39,11 +39,13 @@ by default :class:`FrameCrcTranslator`, a pure function of each 200 ms frame (se
 
 Where things are:
 
-* ``server.py``: :class:`Emulator`, the aiohttp server: sockets, timers, event log, connection
-  faults.
+* ``server.py``: :class:`Emulator`, the aiohttp server: the upgrade, reading and writing frames,
+  the event log; ``connection.py``: one live websocket's output queue and timer;
+  ``injection.py``: the fault plan applied to live connections.
 * ``routing.py``: authentication and routing of the websocket upgrade.
 * ``server_session.py``: one connection's protocol state machine, sans I/O (client events in,
-  server events out).
+  server events out); ``lifecycle.py``: what it shares with a translation session (open,
+  errors, close, expiry).
 * ``schema.py``: the session configuration and the validation of ``session.update``.
 * ``rules.py``: per-model rules and protocol limits, as data; ``settings.py``: the server-wide
   settings a session reads.

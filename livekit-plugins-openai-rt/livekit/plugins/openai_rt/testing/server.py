@@ -3,41 +3,31 @@
 :class:`Emulator` accepts upgrades (refusing them as :mod:`.routing` and the fault plan decide),
 reads client frames, hands them to the connection's :class:`~.server_session.ServerSession`
 (``/v1/realtime``) or :class:`~.translation_session.TranslationServerSession`
-(``/v1/realtime/translations``), writes what it returns, and runs its timers. It also logs every event in and out, and applies the
-connection faults of the :class:`~.faults.FaultPlan` (refused handshakes, drops, stalls, close
-frames, injected errors and junk frames). The protocol itself lives in the server session.
+(``/v1/realtime/translations``) and writes what it returns; each connection's queue and timer are
+in :mod:`.connection`. It also logs every event in and out, and has the connection faults of the
+:class:`~.faults.FaultPlan` (refused handshakes, drops, stalls, close frames, injected errors and
+junk frames) applied by :mod:`.injection`. The protocol itself lives in the server session.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TypeVar
 
 from aiohttp import WSMsgType, web
 
 from . import routing
 from .audio import b64_len
-from .faults import (
-    MALFORMED_FRAME,
-    UNKNOWN_EVENT_TYPE,
-    CloseWith,
-    FaultPlan,
-    RandomDrop,
-    SendBinary,
-    SendError,
-    Stall,
-    default_handshake_error_body,
-    deviate,
-)
-from .outbox import Close, Outgoing
+from .connection import BinaryFrame, Connection, RawFrame, Session
+from .faults import FaultPlan, default_handshake_error_body, deviate
+from .injection import check_faults, delay_session_updated
+from .outbox import Close
 from .records import EmulatedItem, EmulatedSession, LoggedEvent
 from .rules import MODEL_RULES, ModelRules
-from .schema import ApiError, Json
+from .schema import Json
 from .server_session import ServerSession
 from .settings import COMPLETED_DELAY
 from .transcribers import BlockCrcTranscriber, Transcriber
@@ -47,63 +37,6 @@ from .translation_translators import FrameCrcTranslator, Translator
 __all__ = ["Emulator"]
 
 T = TypeVar("T")
-
-OnceRule = Stall | SendError | SendBinary | CloseWith
-"""The fault rules that fire once per connection when their trigger is reached."""
-
-
-@dataclass
-class _RawFrame:
-    """A text frame sent as is (the fault plan's malformed frame)."""
-
-    text: str
-
-
-@dataclass
-class _BinaryFrame:
-    """A binary frame of ``size`` zero bytes (the fault plan's ``send_binary``)."""
-
-    size: int
-
-
-_Session = ServerSession | TranslationServerSession
-"""The protocol state of one connection: transcription (and routing errors) or translation."""
-
-
-class _Conn:
-    """Runtime state of one accepted websocket (the protocol state is in ``session``)."""
-
-    def __init__(
-        self,
-        session: _Session,
-        request: web.Request,
-        ws: web.WebSocketResponse,
-        loop: asyncio.AbstractEventLoop,
-    ) -> None:
-        self.session = session
-        self.record = session.record
-        self.request = request
-        self.ws = ws
-        self.t0 = loop.time()
-        self.out: asyncio.Queue[Outgoing | _RawFrame | _BinaryFrame] = asyncio.Queue()
-        self.writer: asyncio.Task[None] | None = None
-        # The one timer that calls session.poll at session.next_deadline().
-        self.timer: asyncio.TimerHandle | None = None
-        self.timer_at: float | None = None
-        self.finished = False
-        self.dropped = False
-        self.read_stalled = False
-        self.answer_stalled = False
-        self.close_in_progress = False
-        # fault bookkeeping
-        self.fired: list[object] = []
-        self.random_drop_rule: RandomDrop | None = None
-        self.random_drop_at = 0
-        # committed events held back until their item's result (committed_after_completed)
-        self.held_committed: dict[str, Json] = {}
-
-    def was_fired(self, rule: object) -> bool:
-        return any(r is rule for r in self.fired)
 
 
 class Emulator:
@@ -217,10 +150,9 @@ class Emulator:
         self.handshakes = 0
         self.handshake_times: list[float] = []
         self._committed: list[EmulatedItem] = []
-        self._live: dict[str, _Conn] = {}
+        self._live: dict[str, Connection] = {}
         self._runner: web.AppRunner | None = None
         self._ticker: asyncio.Task[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -228,7 +160,6 @@ class Emulator:
         """Start listening (binds the port; :attr:`port` is then the real port)."""
         if self._runner is not None:
             raise RuntimeError("emulator already started")
-        self._loop = asyncio.get_running_loop()
         app = web.Application()
         if self.azure is not None:
             app.router.add_get(routing.AZURE_V1_PATH, self._handle_realtime)
@@ -325,7 +256,7 @@ class Emulator:
         )
 
     async def _accept(
-        self, request: web.Request, make_session: Callable[[EmulatedSession, float], _Session]
+        self, request: web.Request, make_session: Callable[[EmulatedSession, float], Session]
     ) -> web.StreamResponse:
         """Upgrade ``request`` (or refuse it, as the fault plan and authentication decide) and
         serve its websocket with the session ``make_session`` creates."""
@@ -379,48 +310,20 @@ class Emulator:
         self.sessions.append(record)
         loop = asyncio.get_running_loop()
         session = make_session(record, loop.time())
-        conn = _Conn(session, request, ws, loop)
+        conn = Connection(session, request, ws, loop)
         self._live[record.id] = conn
         conn.writer = asyncio.create_task(self._writer(conn))
         try:
-            self._deliver(conn, session.open())
-            self._check_faults(conn)
+            conn.deliver(session.open())
+            check_faults(conn, self.faults)
             await self._reader(conn)
         finally:
             await self._finish(conn)
         return ws
 
-    # -- session output and timers -------------------------------------------------------------
-
-    def _deliver(self, conn: _Conn, outgoing: list[Outgoing]) -> None:
-        """Queue what the session returned for the writer, and re-arm its timer."""
-        if conn.finished:
-            return
-        for item in outgoing:
-            conn.out.put_nowait(item)
-        deadline = conn.session.next_deadline()
-        if deadline == conn.timer_at:
-            return
-        if conn.timer is not None:
-            conn.timer.cancel()
-            conn.timer = None
-        conn.timer_at = deadline
-        if deadline is not None:
-            assert self._loop is not None
-            conn.timer = self._loop.call_at(deadline, self._on_timer, conn, deadline)
-
-    def _on_timer(self, conn: _Conn, deadline: float) -> None:
-        conn.timer = None
-        conn.timer_at = None
-        if conn.finished or self._loop is None:
-            return
-        # The loop may fire a timer up to its clock resolution early: the deadline has come.
-        now = max(self._loop.time(), deadline)
-        self._deliver(conn, conn.session.poll(now))
-
     # -- reader / writer ---------------------------------------------------------------------
 
-    async def _reader(self, conn: _Conn) -> None:
+    async def _reader(self, conn: Connection) -> None:
         ws = conn.ws
         while True:
             if conn.read_stalled:
@@ -433,11 +336,11 @@ class Emulator:
             if msg.type == WSMsgType.TEXT:
                 if not conn.session.closing:
                     self._on_text(conn, msg.data)
-                    self._check_faults(conn)
+                    check_faults(conn, self.faults)
             elif msg.type == WSMsgType.BINARY:
                 if not conn.session.closing:
                     self._log_in(conn, {"type": "<malformed>", "raw": repr(msg.data[:200])})
-                    self._deliver(conn, conn.session.handle_invalid_frame(binary=True))
+                    conn.deliver(conn.session.handle_invalid_frame(binary=True))
             elif msg.type == WSMsgType.PING:
                 # Answer heartbeats unless the connection is stalled (faults.Stall).
                 if not conn.answer_stalled:
@@ -464,14 +367,14 @@ class Emulator:
             else:  # CLOSING (our own close in progress), CLOSED, ERROR
                 return
 
-    def _on_text(self, conn: _Conn, text: str) -> None:
+    def _on_text(self, conn: Connection, text: str) -> None:
         try:
             event = json.loads(text)
         except ValueError:
             event = None
         if not isinstance(event, dict):
             self._log_in(conn, {"type": "<malformed>", "raw": text[:200]})
-            self._deliver(conn, conn.session.handle_invalid_frame(binary=False))
+            conn.deliver(conn.session.handle_invalid_frame(binary=False))
             return
         etype = event.get("type")
         if etype in ("input_audio_buffer.append", "session.input_audio_buffer.append"):
@@ -482,10 +385,9 @@ class Emulator:
             self._log_in(conn, logged)
         else:
             self._log_in(conn, event)
-        assert self._loop is not None
-        self._deliver(conn, conn.session.handle(event, self._loop.time()))
+        conn.deliver(conn.session.handle(event, conn.loop.time()))
 
-    async def _wait_transport_gone(self, conn: _Conn) -> None:
+    async def _wait_transport_gone(self, conn: Connection) -> None:
         # A read-stalled connection ends when the client drops TCP or the emulator closes.
         while not conn.finished:
             transport = conn.request.transport
@@ -493,7 +395,7 @@ class Emulator:
                 return
             await asyncio.sleep(0.02)
 
-    async def _writer(self, conn: _Conn) -> None:
+    async def _writer(self, conn: Connection) -> None:
         ws = conn.ws
         record = conn.record
         never = asyncio.Event()
@@ -503,18 +405,18 @@ class Emulator:
                 if conn.answer_stalled:
                     await never.wait()  # half-open: nothing is ever sent again
                 if isinstance(item, dict) and item["type"] == "session.updated":
-                    await self._delay_session_updated(conn, never)
+                    await delay_session_updated(conn, self.faults, never)
                 if isinstance(item, Close):
                     conn.close_in_progress = True
                     record.close_code = item.code
                     record.close_reason = item.reason
                     await ws.close(code=item.code, message=item.reason.encode())
                     return
-                if isinstance(item, _RawFrame):
+                if isinstance(item, RawFrame):
                     await ws.send_str(item.text)
                     self._log_out(conn, {"type": "<malformed>", "raw": item.text[:200]})
                     continue
-                if isinstance(item, _BinaryFrame):
+                if isinstance(item, BinaryFrame):
                     await ws.send_bytes(bytes(item.size))
                     self._log_out(conn, {"type": "<binary>", "bytes": item.size})
                     continue
@@ -525,28 +427,13 @@ class Emulator:
             # The client went away mid-send; the reader sees the end of the connection.
             return
 
-    async def _delay_session_updated(self, conn: _Conn, never: asyncio.Event) -> None:
-        """The fault plan's ``delay_session_updated``: once per connection, hold the writer."""
-        rule = self.faults.delay_session_updated
-        if rule is None or conn.was_fired(rule):
-            return
-        if not self.faults.applies_to(rule.connections, conn.record.index):
-            return
-        conn.fired.append(rule)
-        if rule.seconds is None:
-            await never.wait()
-        else:
-            await asyncio.sleep(rule.seconds)
-
-    async def _finish(self, conn: _Conn) -> None:
+    async def _finish(self, conn: Connection) -> None:
         """Tear down a connection whose reader has ended."""
         record = conn.record
         if conn.close_in_progress and conn.writer is not None and not conn.writer.done():
             await asyncio.wait({conn.writer}, timeout=3.0)
         conn.finished = True
-        if conn.timer is not None:
-            conn.timer.cancel()
-            conn.timer = None
+        conn.cancel_timer()
         conn.session.finish()
         if conn.writer is not None:
             conn.writer.cancel()
@@ -558,11 +445,9 @@ class Emulator:
         record.closed = True
         self._live.pop(record.id, None)
 
-    async def _shutdown_conn(self, conn: _Conn) -> None:
+    async def _shutdown_conn(self, conn: Connection) -> None:
         if conn.read_stalled or conn.answer_stalled or conn.dropped:
-            transport = conn.request.transport
-            if transport is not None:
-                transport.abort()
+            conn.abort_transport()
             return
         if conn.writer is not None:
             conn.writer.cancel()
@@ -572,17 +457,15 @@ class Emulator:
                 conn.ws.close(code=1001, message=b"emulator shutting down"), timeout=1.0
             )
         except (asyncio.TimeoutError, ConnectionError, RuntimeError):
-            transport = conn.request.transport
-            if transport is not None:
-                transport.abort()
+            conn.abort_transport()
 
     # -- event log -----------------------------------------------------------------------------
 
-    def _log_in(self, conn: _Conn, event: Json) -> None:
+    def _log_in(self, conn: Connection, event: Json) -> None:
         if self.record_events:
             self.events.append(LoggedEvent("in", conn.record.id, time.monotonic(), event))
 
-    def _log_out(self, conn: _Conn, event: Json) -> None:
+    def _log_out(self, conn: Connection, event: Json) -> None:
         if self.record_events:
             self.events.append(LoggedEvent("out", conn.record.id, time.monotonic(), event))
 
@@ -595,85 +478,4 @@ class Emulator:
             await asyncio.sleep(0.01)
             if self.faults.has_timed_rules():
                 for conn in list(self._live.values()):
-                    self._check_faults(conn)
-
-    def _check_faults(self, conn: _Conn) -> None:
-        plan = self.faults
-        session = conn.session
-        if plan.is_idle() or session.closing or conn.finished or conn.dropped or self._loop is None:
-            return
-        index = conn.record.index
-        age = self._loop.time() - conn.t0
-        nbytes = conn.record.appended_bytes
-
-        if plan.applies_to(plan.connections, index):
-            if (plan.drop_after_seconds is not None and age >= plan.drop_after_seconds) or (
-                plan.drop_after_bytes is not None and nbytes >= plan.drop_after_bytes
-            ):
-                self._drop(conn)
-                return
-            for name, threshold in (
-                ("malformed", plan.malformed_json_after_bytes),
-                ("unknown", plan.unknown_event_after_bytes),
-            ):
-                key = f"{name}:{threshold}"
-                if threshold is not None and nbytes >= threshold and key not in conn.fired:
-                    conn.fired.append(key)
-                    if name == "malformed":
-                        conn.out.put_nowait(_RawFrame(MALFORMED_FRAME))
-                    else:
-                        event = {"type": UNKNOWN_EVENT_TYPE, "note": "fault injection"}
-                        self._deliver(conn, session.emit(event))
-
-        rd = plan.drop_at_random
-        if rd is not None and plan.applies_to(rd.connections, index):
-            if conn.random_drop_rule is not rd:
-                conn.random_drop_rule = rd
-                rng = random.Random(rd.seed * 1_000_003 + index)
-                conn.random_drop_at = rng.randint(rd.min_bytes, rd.max_bytes)
-            if nbytes >= conn.random_drop_at:
-                self._drop(conn)
-                return
-
-        def fires(rule: OnceRule | None) -> bool:
-            """A once-per-connection rule for this connection whose trigger is reached (marked
-            fired)."""
-            if rule is None or not plan.applies_to(rule.connections, index):
-                return False
-            if conn.was_fired(rule):
-                return False
-            after_seconds, after_bytes = rule.after_seconds, rule.after_bytes
-            if after_seconds is not None or after_bytes is not None:
-                if not (after_seconds is not None and age >= after_seconds) and not (
-                    after_bytes is not None and nbytes >= after_bytes
-                ):
-                    return False
-            conn.fired.append(rule)
-            return True
-
-        stall = plan.stall
-        if stall is not None and fires(stall):
-            conn.read_stalled = conn.read_stalled or stall.read
-            conn.answer_stalled = conn.answer_stalled or stall.answer
-        err = plan.send_error
-        if err is not None and fires(err):
-            self._deliver(conn, session.emit_error(ApiError(err.code, err.message, type=err.type)))
-            if err.close_code is not None:
-                reason = err.close_reason or f"{err.type}.{err.code}"
-                self._deliver(conn, session.close(err.close_code, reason))
-                return
-        binary = plan.send_binary
-        if binary is not None and fires(binary):
-            conn.out.put_nowait(_BinaryFrame(binary.size))
-        close = plan.close_with
-        if close is not None and fires(close):
-            self._deliver(conn, session.close(close.code, close.reason))
-
-    def _drop(self, conn: _Conn) -> None:
-        """Abort the TCP connection: no close frame, the client sees an abnormal closure."""
-        conn.dropped = True
-        conn.session.abandon()
-        conn.record.close_code = 1006
-        transport = conn.request.transport
-        if transport is not None:
-            transport.abort()
+                    check_faults(conn, self.faults)

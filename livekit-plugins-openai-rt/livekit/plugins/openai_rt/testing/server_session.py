@@ -23,11 +23,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from .audio import b64_len, b64decode, new_id
-from .outbox import Outbox, Outgoing
+from .audio import b64_len, new_id
+from .lifecycle import ConnectionSession
 from .output import TranscriptOutput, item_object
 from .records import EmulatedItem, EmulatedSession
-from .routing import ConversationRoute, RejectedRoute, Route, TranscriptionRoute
+from .routing import ConversationRoute, Route, TranscriptionRoute
 from .rules import AUDIO_FORMATS, BETA_SHAPE_MESSAGE, MAX_APPEND_BYTES, MIN_COMMIT_MS
 from .schema import (
     ApiError,
@@ -63,15 +63,7 @@ _CONVERSATION_EVENT_TYPES = (
 )
 
 
-def _format_minutes(seconds: float) -> str:
-    """Minutes for the session_expired message: "60", or "0.0333" for short test sessions."""
-    minutes = seconds / 60.0
-    if abs(minutes - round(minutes)) < 1e-9:
-        return str(round(minutes))
-    return f"{minutes:.3g}"
-
-
-class ServerSession:
+class ServerSession(ConnectionSession[SessionHost, TranscriptionRoute | ConversationRoute]):
     """The protocol state of one accepted connection: client events in, server events out.
 
     Args:
@@ -98,12 +90,8 @@ class ServerSession:
         items: list[EmulatedItem] | None = None,
     ) -> None:
         """Create the session of a freshly accepted connection; :meth:`open` starts it."""
-        self.record = record
-        self.closing = False
-        self._route = route
-        self._host = host
+        super().__init__(record, route, host, now=now)
         self._items: list[EmulatedItem] = [] if items is None else items
-        self._outbox = Outbox()
         self._output = TranscriptOutput(self._outbox, host, self._take_item_id)
         self._vad = EnergyVad()
         # ?model= on a transcription URL (docs/protocol.md §7 A.3, the livekit/agents-js#1756 trap)
@@ -112,140 +100,24 @@ class ServerSession:
         self._next_item_id: str | None = None
         self._last_item_id: str | None = None
         self._client_commits = 0  # commit events received (the fault plan counts them)
-        # Session expiry (docs/protocol.md §7 E.33 [O]).
-        self._outbox.at(now + host.max_session_seconds, self._expire)
-
-    # -- driving the session -----------------------------------------------------------------
-
-    def open(self) -> list[Outgoing]:
-        """Start the session: ``session.created``, or the routing error and a close."""
-        route, record = self._route, self.record
-        if isinstance(route, RejectedRoute):
-            record.kind = "rejected"
-            self._fail(route.error, None)
-        elif isinstance(route, ConversationRoute):
-            record.kind = "realtime"
-            record.config = realtime_session_config(record.id, record.expires_at, route.model)
-            self._outbox.emit({"type": "session.created", "session": record.config})
-        else:
-            # Transcription: session.created at once (docs/protocol.md §7 B.17).
-            record.config = transcription_session_config(record.id, record.expires_at, route.model)
-            self._outbox.emit({"type": "session.created", "session": record.config})
-        return self._outbox.take()
-
-    def handle(self, event: Json, now: float) -> list[Outgoing]:
-        """Process one client event (a parsed JSON object) received at ``now``."""
-        if self.closing:
-            return []
-        etype = event.get("type")
-        raw_event_id = event.get("event_id")
-        event_id = raw_event_id if isinstance(raw_event_id, str) else None
-        try:
-            if raw_event_id is not None and not isinstance(raw_event_id, str):
-                raise invalid_type("event_id", "a string", raw_event_id)
-            if not isinstance(etype, str):
-                if etype is None:
-                    raise ApiError(
-                        "missing_required_parameter", "Missing required parameter: 'type'.", "type"
-                    )
-                raise invalid_type("type", "a string", etype)
-            self._dispatch(etype, event, now)
-        except ApiError as err:
-            if err.fatal:
-                self._fail(err, event_id)
-            else:
-                self._error(err, event_id)
-        return self._outbox.take()
-
-    def handle_invalid_frame(self, binary: bool) -> list[Outgoing]:
-        """Answer a frame that is not a JSON object (``binary``: a binary frame); stays open."""
-        if self.closing:
-            return []
-        if binary:
-            # Binary frames are not part of the protocol (JSON text events only,
-            # docs/protocol.md §3.2 [V]); wording [I].
-            self._error(ApiError("invalid_json", "Binary frames are not supported."), None)
-        else:
-            # Wording [I].
-            message = "The client event could not be parsed as a JSON object."
-            self._error(ApiError("invalid_json", message), None)
-        return self._outbox.take()
-
-    def next_deadline(self) -> float | None:
-        """When :meth:`poll` next has something to do, or None."""
-        return self._outbox.next_deadline()
-
-    def poll(self, now: float) -> list[Outgoing]:
-        """Run everything due at or before ``now``, in order; return what to send."""
-        while (entry := self._outbox.pop_due(now)) is not None:
-            entry.run(now)
-        return self._outbox.take()
-
-    def emit(self, event: Json) -> list[Outgoing]:
-        """Send ``event`` (stamped with an ``event_id``) on the server's initiative (faults)."""
-        self._outbox.emit(event)
-        return self._outbox.take()
-
-    def emit_error(self, err: ApiError) -> list[Outgoing]:
-        """Send an ``error`` event that answers no client event (faults)."""
-        self._error(err, None)
-        return self._outbox.take()
-
-    def close(self, code: int, reason: str) -> list[Outgoing]:
-        """Close the socket with ``code`` and ``reason`` (once; later calls return nothing)."""
-        self._close(code, reason)
-        return self._outbox.take()
-
-    def abandon(self) -> None:
-        """The connection is going away without a protocol close: ignore further events."""
-        self.closing = True
 
     def finish(self) -> None:
         """The connection has ended: give back the pending item, forget everything scheduled."""
-        self.closing = True
-        self._outbox.clear()
+        super().finish()
         self._output.stop()
 
-    # -- output helpers ------------------------------------------------------------------------
+    def _create(self, route: TranscriptionRoute | ConversationRoute) -> Json:
+        record = self.record
+        if isinstance(route, ConversationRoute):
+            record.kind = "realtime"
+            record.config = realtime_session_config(record.id, record.expires_at, route.model)
+        else:
+            # Transcription: session.created at once (docs/protocol.md §7 B.17).
+            record.config = transcription_session_config(record.id, record.expires_at, route.model)
+        return record.config
 
-    def _error(self, err: ApiError, client_event_id: str | None) -> None:
-        # error.event_id carries the client's event_id (docs/protocol.md §4.1.9 [V] SDK
-        # realtime_error).
-        self._outbox.emit(
-            {
-                "type": "error",
-                "error": {
-                    "type": err.type,
-                    "code": err.code,
-                    "message": err.message,
-                    "param": err.param,
-                    "event_id": client_event_id,
-                },
-            }
-        )
-
-    def _close(self, code: int, reason: str) -> None:
-        if self.closing:
-            return
-        self.closing = True
-        self._outbox.close(code, reason)
-
-    def _fail(self, err: ApiError, client_event_id: str | None) -> None:
-        """Send the error, then close 4000 "<type>.<code>" (docs/protocol.md §1.7 [V] livekit/agents-js#1756)."""
-        self._error(err, client_event_id)
-        self._close(4000, f"{err.type}.{err.code}")
-
-    def _expire(self, now: float) -> None:
-        # docs/protocol.md §7 E.33: close 1001 with the message as reason [O]
-        # pollen-robotics/reachy_mini_conversation_app#134, after the session_expired error [O]
-        # fuwei007/OpenAIIOSRealtimeAPIDemo#4 unless the host turns that error off.
-        if self.closing:
-            return
-        minutes = _format_minutes(self._host.max_session_seconds)
-        message = f"Your session hit the maximum duration of {minutes} minutes."
-        if self._host.expiry_error_event:
-            self._error(ApiError("session_expired", message), None)
-        self._close(1001, message)
+    def _sends_expiry_error(self) -> bool:
+        return self._host.expiry_error_event
 
     # -- client events -------------------------------------------------------------------------
 
@@ -337,13 +209,7 @@ class ServerSession:
             )
         if not isinstance(audio_b64, str):
             raise invalid_type("audio", "a string", audio_b64)
-        try:
-            data = b64decode(audio_b64)
-        except ValueError as exc:  # binascii.Error is a ValueError
-            # Wording [I].
-            raise ApiError(
-                "invalid_value", "Invalid 'audio': the value is not valid base64.", "audio"
-            ) from exc
+        data = self._decode_audio(audio_b64)
         if len(data) > MAX_APPEND_BYTES:
             # docs/protocol.md §7 C.18 [V] limit, message [I].
             raise ApiError(

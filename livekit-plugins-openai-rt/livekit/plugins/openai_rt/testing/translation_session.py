@@ -2,8 +2,9 @@
 
 A :class:`TranslationServerSession` takes client events (parsed JSON objects) and returns what
 the server must do, in order: server events to send and :class:`~.outbox.Close`. It is the
-translation counterpart of :class:`~.server_session.ServerSession`, with the same interface, so
-:class:`~.server.Emulator` runs either one per websocket and applies the same faults. It follows
+translation counterpart of :class:`~.server_session.ServerSession`, on the same
+:class:`~.lifecycle.ConnectionSession`, so :class:`~.server.Emulator` runs either one per websocket
+and applies the same faults. It follows
 docs/protocol.md §7 F:
 
 * ``session.created`` at once (§7 F.37), ``session.update`` limited to the output language, the
@@ -27,17 +28,15 @@ from __future__ import annotations
 
 import base64
 import copy
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from .audio import b64decode
-from .outbox import Outbox, Outgoing
+from .lifecycle import ConnectionSession
 from .records import EmulatedSession
 from .routing import RejectedRoute, TranslationRoute
-from .rules import MAX_APPEND_BYTES, MODEL_RULES, ModelRules
+from .rules import MAX_APPEND_BYTES
 from .schema import ApiError, Json, check_keys, invalid_enum, invalid_type
-from .translation_translators import FRAME_BYTES, FrameCrcTranslator, Translator
+from .settings import TranslationHost, TranslationSettings
+from .translation_translators import FRAME_BYTES
 
 __all__ = [
     "DEFAULT_OUTPUT_LANGUAGE",
@@ -55,40 +54,6 @@ DEFAULT_OUTPUT_LANGUAGE = "en"
 _CLIENT_EVENT_TYPES = ("session.update", "session.input_audio_buffer.append", "session.close")
 
 
-class TranslationHost(Protocol):
-    """What a translation session reads from the server that hosts it."""
-
-    @property
-    def translator(self) -> Translator:
-        """Turns each 200 ms frame into its outputs."""
-        ...
-
-    @property
-    def translation_delay(self) -> float:
-        """Seconds between a frame's arrival and its outputs."""
-        ...
-
-    @property
-    def model_rules(self) -> Mapping[str, ModelRules]:
-        """The transcription models (a source transcription must name one)."""
-        ...
-
-    @property
-    def max_session_seconds(self) -> float:
-        """Sessions get ``session_expired`` and are closed after this long."""
-        ...
-
-
-@dataclass
-class TranslationSettings:
-    """A :class:`TranslationHost` with the emulator's defaults (see ``Emulator``)."""
-
-    translator: Translator = field(default_factory=FrameCrcTranslator)
-    translation_delay: float = 0.0
-    model_rules: Mapping[str, ModelRules] = field(default_factory=lambda: MODEL_RULES)
-    max_session_seconds: float = 3600.0
-
-
 def translation_session_config(session_id: str, expires_at: int, model: str) -> Json:
     """The session object of a new translation session (§7 F.37; the default output language
     [I])."""
@@ -104,7 +69,7 @@ def translation_session_config(session_id: str, expires_at: int, model: str) -> 
     }
 
 
-class TranslationServerSession:
+class TranslationServerSession(ConnectionSession[TranslationHost, TranslationRoute]):
     """The protocol state of one translation connection: client events in, server events out.
 
     Args:
@@ -128,110 +93,38 @@ class TranslationServerSession:
         now: float,
     ) -> None:
         """Create the session of a freshly accepted connection; :meth:`open` starts it."""
-        self.record = record
-        self.closing = False
+        super().__init__(record, route, host, now=now)
         self.frames = 0
-        self._route = route
-        self._host = host
-        self._outbox = Outbox()
         self._buffer = bytearray()  # appended audio short of a whole frame
         self._close_requested = False
         self._last_due = now  # outputs go out in frame order, never before an earlier frame's
-        self._outbox.at(now + host.max_session_seconds, self._expire)
 
-    # -- driving the session -----------------------------------------------------------------
-
-    def open(self) -> list[Outgoing]:
-        """Start the session: ``session.created``, or the routing error and a close."""
-        route, record = self._route, self.record
+    def _create(self, route: TranslationRoute) -> Json:
+        record = self.record
         record.kind = "translation"
-        if isinstance(route, RejectedRoute):
-            record.kind = "rejected"
-            self._error(route.error, None)
-            self._close(4000, f"{route.error.type}.{route.error.code}")
+        record.config = translation_session_config(record.id, record.expires_at, route.model)
+        return copy.deepcopy(record.config)
+
+    def _type_error(self, etype: object) -> ApiError:
+        return ApiError("missing_required_parameter", "Missing required parameter: 'type'.", "type")
+
+    def _dispatch(self, etype: str, event: Json, now: float) -> None:
+        if self._close_requested:
+            # After session.close nothing more is taken (§7 F.41 [I]; the SDK refuses it
+            # client-side).
+            raise ApiError(
+                "session_closing",
+                "The translation session is closing: no event is accepted after session.close.",
+            )
+        if etype == "session.update":
+            self._on_update(event)
+        elif etype == "session.input_audio_buffer.append":
+            self._on_append(event, now)
+        elif etype == "session.close":
+            check_keys(event, ("type", "event_id"), "")
+            self._on_close(now)
         else:
-            record.config = translation_session_config(record.id, record.expires_at, route.model)
-            self._outbox.emit({"type": "session.created", "session": copy.deepcopy(record.config)})
-        return self._outbox.take()
-
-    def handle(self, event: Json, now: float) -> list[Outgoing]:
-        """Process one client event (a parsed JSON object) received at ``now``."""
-        if self.closing:
-            return []
-        raw_event_id = event.get("event_id")
-        event_id = raw_event_id if isinstance(raw_event_id, str) else None
-        try:
-            if raw_event_id is not None and not isinstance(raw_event_id, str):
-                raise invalid_type("event_id", "a string", raw_event_id)
-            etype = event.get("type")
-            if not isinstance(etype, str):
-                raise ApiError(
-                    "missing_required_parameter", "Missing required parameter: 'type'.", "type"
-                )
-            if self._close_requested:
-                # After session.close nothing more is taken (§7 F.41 [I]; the SDK refuses it
-                # client-side).
-                raise ApiError(
-                    "session_closing",
-                    "The translation session is closing: no event is accepted after session.close.",
-                )
-            if etype == "session.update":
-                self._on_update(event)
-            elif etype == "session.input_audio_buffer.append":
-                self._on_append(event, now)
-            elif etype == "session.close":
-                check_keys(event, ("type", "event_id"), "")
-                self._on_close(now)
-            else:
-                raise invalid_enum("type", etype, _CLIENT_EVENT_TYPES)
-        except ApiError as err:
-            self._error(err, event_id)
-        return self._outbox.take()
-
-    def handle_invalid_frame(self, binary: bool) -> list[Outgoing]:
-        """Answer a frame that is not a JSON object; the session stays open (wording [I])."""
-        if self.closing:
-            return []
-        if binary:
-            message = "Binary frames are not supported."
-        else:
-            message = "The client event could not be parsed as a JSON object."
-        self._error(ApiError("invalid_json", message), None)
-        return self._outbox.take()
-
-    def next_deadline(self) -> float | None:
-        """When :meth:`poll` next has something to do, or None."""
-        return self._outbox.next_deadline()
-
-    def poll(self, now: float) -> list[Outgoing]:
-        """Run everything due at or before ``now``, in order; return what to send."""
-        while (entry := self._outbox.pop_due(now)) is not None:
-            entry.run(now)
-        return self._outbox.take()
-
-    def emit(self, event: Json) -> list[Outgoing]:
-        """Send ``event`` on the server's initiative (faults)."""
-        self._outbox.emit(event)
-        return self._outbox.take()
-
-    def emit_error(self, err: ApiError) -> list[Outgoing]:
-        """Send an ``error`` event that answers no client event (faults)."""
-        self._error(err, None)
-        return self._outbox.take()
-
-    def close(self, code: int, reason: str) -> list[Outgoing]:
-        """Close the socket with ``code`` and ``reason`` (once)."""
-        self._close(code, reason)
-        return self._outbox.take()
-
-    def abandon(self) -> None:
-        """The connection is going away without a protocol close: ignore further events."""
-        self.closing = True
-
-    def finish(self) -> None:
-        """The connection has ended: forget everything scheduled."""
-        self.closing = True
-        self._outbox.clear()
+            raise invalid_enum("type", etype, _CLIENT_EVENT_TYPES)
 
     # -- client events -------------------------------------------------------------------------
 
@@ -300,12 +193,7 @@ class TranslationServerSession:
         audio_b64 = event.get("audio")
         if not isinstance(audio_b64, str):
             raise invalid_type("audio", "a string", audio_b64)
-        try:
-            data = b64decode(audio_b64)
-        except ValueError as exc:
-            raise ApiError(
-                "invalid_value", "Invalid 'audio': the value is not valid base64.", "audio"
-            ) from exc
+        data = self._decode_audio(audio_b64)
         if len(data) > MAX_APPEND_BYTES or len(data) % 2:
             # 24 kHz pcm16 mono only (§7 F.39 [V]); the 15 MiB limit of §3.2; wording [I].
             raise ApiError(
@@ -384,38 +272,6 @@ class TranslationServerSession:
             return
         self._outbox.emit({"type": "session.closed"})
         self._close(1000, "")
-
-    # -- helpers ---------------------------------------------------------------------------------
-
-    def _error(self, err: ApiError, client_event_id: str | None) -> None:
-        self._outbox.emit(
-            {
-                "type": "error",
-                "error": {
-                    "type": err.type,
-                    "code": err.code,
-                    "message": err.message,
-                    "param": err.param,
-                    "event_id": client_event_id,
-                },
-            }
-        )
-
-    def _close(self, code: int, reason: str) -> None:
-        if self.closing:
-            return
-        self.closing = True
-        self._outbox.close(code, reason)
-
-    def _expire(self, _: float) -> None:
-        # session_expired, then close 1001 with the message as reason (§7 E.33 [O]).
-        if self.closing:
-            return
-        minutes = self._host.max_session_seconds / 60.0
-        shown = str(round(minutes)) if abs(minutes - round(minutes)) < 1e-9 else f"{minutes:.3g}"
-        message = f"Your session hit the maximum duration of {shown} minutes."
-        self._error(ApiError("session_expired", message), None)
-        self._close(1001, message)
 
 
 def _noise_reduction(value: Any, current: Any, path: str) -> Json | None:

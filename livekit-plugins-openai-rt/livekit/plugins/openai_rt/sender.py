@@ -74,11 +74,14 @@ class Sender:
     def has_audio(self) -> bool:
         """Audio, a commit or a clear waits to go out (a cheap check)."""
         ledger = self._ledger
-        if any(not (seg.done or seg.commit_issued or seg.by_server) for seg in ledger.in_flight):
+        if self._cursor < self._open_limit():
             return True
         if self._buffered and self._buffer_start != ledger.open.start:
             return True
-        return self._cursor < self._open_limit()
+        for seg in ledger.in_flight:
+            if not (seg.done or seg.commit_issued or seg.by_server):
+                return True
+        return False
 
     def next_audio(self) -> bytes | None:
         """The next append, commit or clear, in stream order: each committed segment's audio,
@@ -100,11 +103,12 @@ class Sender:
             self._buffered = 0
             self._last_commit = seg
             return p.commit_message(seg.commit_event_id)
-        clear = self._clear_unless_at(ledger.open.start)
-        if clear is not None:
-            return clear
-        if self._cursor < ledger.open.start:
-            self._jump(ledger.open.start)
+        # the open audio: the path of every chunk, kept short
+        open_start = ledger.open.start
+        if self._buffered and self._buffer_start != open_start:
+            return self._clear_unless_at(open_start)
+        if self._cursor < open_start:
+            self._jump(open_start)
         limit = self._open_limit()
         if self._cursor < limit:
             return self._append(limit)

@@ -122,14 +122,18 @@ class TranscriptionSession(SessionLifecycle[p.SessionConfig, Output]):
         ``result_timeout`` means the server stopped reading. Audio and commits come out only
         while LIVE, in stream order (see :class:`~.sender.Sender`).
         """
-        msg = self._sender.next_control()
-        if msg is None and self.state is State.LIVE:
-            issued = self._sender.commits_issued
-            msg = self._sender.next_audio()
-            if self._sender.commits_issued != issued and self._owed_since is None:
+        sender = self._sender
+        msg = sender.next_control() if sender.has_control() else None
+        if msg is None:
+            if self.state is not State.LIVE:
+                return None
+            issued = sender.commits_issued
+            msg = sender.next_audio()
+            if msg is None:
+                return None
+            if sender.commits_issued != issued and self._owed_since is None:
                 self._owed_since = now
-        if msg is not None:
-            self._taken_at = now
+        self._taken_at = now
         return msg
 
     def wants_to_send(self) -> bool:

@@ -156,11 +156,13 @@ class StreamView:
 
 
 def _delta_interim(v: StreamView) -> list[float]:
-    """Emulator sent a delta -> the first INTERIM showing its text (the FINAL, when no INTERIM
-    ever does: the incumbent's 0.5 s throttle)."""
+    """Emulator sent a delta -> the first INTERIM (or PREFLIGHT: a delta that arrives after the
+    item's commit updates the PREFLIGHT) showing its text; the FINAL, when none ever does (the
+    incumbent's 0.5 s throttle)."""
     out: list[float] = []
     interims: dict[str, list[tuple[float, int]]] = {}
-    for t, item, length in v.stream["interims"]:
+    shown = sorted(v.stream["interims"] + v.stream.get("preflights", []))
+    for t, item, length in shown:
         interims.setdefault(item, []).append((t, length))
     for s in v.sessions:
         cum: dict[str, int] = {}

@@ -244,8 +244,9 @@ def latency_section(results: dict[str, Any]) -> list[str]:
                 f" {_x(cost_ratio(p95['ours/vad'], p95['incumbent'])):>7}"
             )
     return lines + [
-        "  delta->INTERIM: emulator sent the delta -> an INTERIM shows its text (the FINAL if no",
-        "  INTERIM ever does). End of speech: flush() for ours/flush, else the VAD's END_OF_SPEECH",
+        "  delta->INTERIM: emulator sent the delta -> an INTERIM (or, after the commit, a PREFLIGHT)",
+        "  shows its text (the FINAL if none ever does). End of speech: flush() for ours/flush,",
+        "  else the VAD's END_OF_SPEECH",
         "  as the plugin reads it; commit: written to the socket (at server: read by the emulator,",
         "  after the append before it). The emulator is a separate process on the same clock.",
         "  * end to end, from speech end + 250 ms (where a session VAD ends speech) to the FINAL:",

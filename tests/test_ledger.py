@@ -3,6 +3,8 @@ replay plans and the replay bound."""
 
 from __future__ import annotations
 
+import tracemalloc
+
 import pytest
 
 from livekit.plugins.openai_rt.ledger import LOST_AUDIO, AudioLedger, AudioStore
@@ -48,6 +50,25 @@ def test_store_reads_across_chunks_and_drops_the_oldest() -> None:
     assert (store.start, store.end, store.nbytes) == (3000, 12000, 9000)
     assert read_all(store, 3000, 12000) == b"".join(chunks)[3000:]
     assert store.drop_before(2000) == 0  # already gone
+
+
+def test_store_lets_go_of_dropped_audio_at_once() -> None:
+    """Dropped audio is freed when it is dropped, not when the chunk list is next compacted:
+    a long stream holds only the audio it may still send."""
+    store = AudioStore()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for i in range(200):  # 10 s of 50 ms chunks, fewer than a compaction waits for
+            store.append(bytes([i]) * CHUNK)
+        full = tracemalloc.get_traced_memory()[0] - base
+        store.drop_before(store.end - CHUNK)
+        left = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    assert full >= 200 * CHUNK
+    assert left < 2 * CHUNK + 200 * 64, (full, left)  # one chunk, and the list's slots
+    assert store.read(store.end - CHUNK, CHUNK) == bytes([199]) * CHUNK
 
 
 def test_store_compacts_without_losing_positions() -> None:

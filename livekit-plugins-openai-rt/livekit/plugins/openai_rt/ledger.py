@@ -26,7 +26,7 @@ class AudioStore:
     """The held audio: the contiguous bytes ``[start, end)`` of the stream, in chunks.
 
     Chunks are kept as appended (no copy); reading at a chunk boundary returns the chunk
-    itself. The oldest bytes are let go with :meth:`drop_before`.
+    itself. The oldest bytes are let go with :meth:`drop_before`, at once.
     """
 
     def __init__(self) -> None:
@@ -74,6 +74,8 @@ class AudioStore:
             off = pos - self._starts[i]
             self._chunks[i] = self._chunks[i][off:]
             self._starts[i] = pos
+        for j in range(self._head, i):
+            self._chunks[j] = b""  # the audio goes now; the list itself is compacted later
         self._head = max(self._head, i)
         if self._head > 256 and self._head * 2 > len(self._chunks):
             del self._chunks[: self._head]

@@ -227,7 +227,8 @@ def print_event(ev: stt.SpeechEvent, totals: dict[str, float]) -> None:
 
     if ev.type == stt.SpeechEventType.INTERIM_TRANSCRIPT:
         print(f"  ... {ev.alternatives[0].text}", flush=True)
-    elif ev.type == stt.SpeechEventType.FINAL_TRANSCRIPT:
+    elif ev.type == stt.SpeechEventType.FINAL_TRANSCRIPT and ev.alternatives[0].text:
+        # (an empty final answers a flush whose audio held no speech: nothing to show)
         alt = ev.alternatives[0]
         print(f"FINAL [{alt.start_time:6.2f}-{alt.end_time:6.2f} s] {alt.text}", flush=True)
     elif ev.type == stt.SpeechEventType.RECOGNITION_USAGE and ev.recognition_usage is not None:
@@ -353,8 +354,10 @@ async def transcribe(
         )
         stack.push_async_callback(openai_stt.aclose)
         totals = {"audio_seconds": 0.0, "input_tokens": 0.0, "output_tokens": 0.0}
-        async with openai_stt.stream() as stream:
+        stream = openai_stt.stream()
+        async with stream:
             await stream_file(stream, audio, on_transcript, lambda ev: print_event(ev, totals))
+        skipped = stream.skipped_silence_seconds
 
     cost = openai_rt.estimate_cost_usd(
         model,
@@ -365,7 +368,7 @@ async def transcribe(
     price = "unknown price" if cost is None else f"estimated cost ${cost:.5f}"
     print(
         f"audio: {audio.duration:.2f} s sent, {totals['audio_seconds']:.2f} s committed for "
-        f"transcription; {price}"
+        f"transcription ({skipped:.2f} s without speech cleared, not billed); {price}"
     )
 
 

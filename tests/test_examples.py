@@ -184,6 +184,28 @@ async def test_stereo_wav_is_downmixed_and_transcribed(tmp_path: Path) -> None:
     assert err == ""
 
 
+async def test_trailing_silence_is_reported_cleared_not_shown_as_an_empty_final(
+    tmp_path: Path,
+) -> None:
+    """End of input flushes; a silent tail is cleared and answered by an empty final, which the
+    example does not print: it says how much audio was cleared instead."""
+    path = tmp_path / "word-then-silence.wav"
+    speech = read_pcm()[28800:57600]  # 0.6 s of the sample's first word
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(24000)
+        w.writeframes(speech + bytes(48000))  # then 1 s of digital silence
+    status, out, err, _ = await _run_example(str(path))
+    assert status == 0, err
+    finals = re.findall(r"^FINAL \[.*\] ?(.*)$", out, re.M)
+    assert len(finals) == 1 and finals[0], out
+    m = re.search(r"1\.60 s sent, ([\d.]+) s committed .*\(([\d.]+) s without speech cleared", out)
+    assert m is not None, out
+    committed, cleared = float(m[1]), float(m[2])
+    assert cleared >= 0.5 and abs(committed + cleared - 1.60) <= 0.011, out
+
+
 async def test_help_says_what_audio_it_takes() -> None:
     status, out, _, _ = await _run_example("--help")
     assert status == 0

@@ -28,9 +28,11 @@ from tests.conftest import read_pcm
 
 ROOT = Path(__file__).resolve().parents[1]
 TRANSCRIBE_FILE = ROOT / "examples" / "transcribe_file.py"
+BAD_FILE_EXIT_SECONDS = 1.0
+"""A bad input file is reported before the framework is imported (measured: 0.10 s idle)."""
 FAST_EXIT_SECONDS = 5.0
-"""Upper bound for a failure to be reported (measured: 0.2 s for a bad file, under 2 s for a
-refused key, most of it importing livekit-agents); generous for a loaded CI machine."""
+"""Upper bound for a failure the server reports (measured idle: 1.25-1.31 s for a refused key,
+of which importing livekit-agents is 1.15 s); generous for a loaded CI machine."""
 
 
 def _load_example() -> ModuleType:
@@ -114,7 +116,7 @@ async def test_bad_input_file_fails_at_once(
     assert status == example.EXIT_BAD_INPUT
     assert err.count("\n") == 1 and err.endswith("\n"), err
     assert re.search(message, err) and str(path) in err, err
-    assert elapsed < FAST_EXIT_SECONDS
+    assert elapsed < BAD_FILE_EXIT_SECONDS
 
 
 def _tone_wav(tmp_path: Path, samples: int) -> Path:

@@ -74,9 +74,13 @@ class Intake:
 
     def audio(self, data: bytes | memoryview, level: float | None) -> None:
         """Audio appended, with its loudest 10 ms in dBFS (None: not measured)."""
-        self._pending += data
-        self._appended += data.nbytes if isinstance(data, memoryview) else len(data)
+        nbytes = data.nbytes if isinstance(data, memoryview) else len(data)
+        self._appended += nbytes
         self.speech.audio(self._appended, level)
+        if not self._pending and nbytes >= self._fmt.chunk_bytes:
+            self._ledger.append(bytes(data))  # a whole chunk (RoomIO's 50 ms): one copy
+            return
+        self._pending += data
         if len(self._pending) >= self._fmt.chunk_bytes:
             self.seal()
 

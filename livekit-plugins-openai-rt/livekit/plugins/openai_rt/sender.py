@@ -79,7 +79,7 @@ class Sender:
         if self._buffered and self._buffer_start != ledger.open.start:
             return True
         for seg in ledger.in_flight:
-            if not (seg.done or seg.commit_issued or seg.by_server):
+            if not (seg.commit_issued or seg.by_server or seg.done):
                 return True
         return False
 
@@ -89,7 +89,7 @@ class Sender:
         go out went out."""
         ledger = self._ledger
         for seg in ledger.in_flight:
-            if seg.done or seg.commit_issued or seg.by_server:
+            if seg.commit_issued or seg.by_server or seg.done:  # the common case first
                 continue
             clear = self._clear_unless_at(seg.start)
             if clear is not None:
@@ -140,7 +140,7 @@ class Sender:
         return base_pos + server_byte - base_server
 
     def _open_limit(self) -> int:
-        position = self._ledger.position
+        position = self._ledger.store.end  # (= ledger.position, without a property call)
         return position if self.hold is None else min(position, max(self.hold, self._cursor))
 
     def _clear_unless_at(self, start: int) -> bytes | None:

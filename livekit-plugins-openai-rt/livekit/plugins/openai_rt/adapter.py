@@ -433,19 +433,18 @@ class RealtimeStream(stt.RecognizeStream, Generic[_SessionT, _OptionsT]):
         conn = self._conn
         if self._writing or conn is None:
             return
-        # bound methods in locals: this loop runs for every chunk of audio
-        data_to_send, sent, clock = self._session.data_to_send, self._session.sent, time.monotonic
+        session = self._session
         self._writing = True
         try:
             while self._conn is conn:
-                msg = data_to_send(clock())
+                msg = session.data_to_send(time.monotonic())
                 if msg is None:
                     return
                 try:
                     await conn.send(msg)
                 except TransportError:
                     return  # the receiver sees the close; the session replays what is owed
-                sent()
+                session.sent()
         finally:
             self._writing = False
 

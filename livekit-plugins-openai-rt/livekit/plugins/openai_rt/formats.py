@@ -8,7 +8,7 @@ itself is the adapter's (:mod:`.audio`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 SAMPLE_RATE = 24000
@@ -38,24 +38,28 @@ class AudioFormat:
     sample_rate: int
     sample_bytes: int
     silence_byte: int
-    bytes_per_second: int = field(init=False)
-    """Bytes per second of audio."""
-    bytes_per_ms: int = field(init=False)
-    """Bytes per millisecond: converts the server's ``audio_*_ms`` (§3.4)."""
-    min_commit_bytes: int = field(init=False)
-    """A commit of less than 100 ms fails with ``input_audio_buffer_commit_empty`` (§3.3;
-    4,800 bytes of pcm16, 800 of G.711: §3.1, §7 C.19)."""
-    chunk_bytes: int = field(init=False)
-    """Audio goes out in ~50 ms appends: small enough for prompt interims, few enough
-    messages."""
 
-    def __post_init__(self) -> None:
-        # plain attributes, not properties: the hot path reads them for every chunk
-        per_second = self.sample_rate * self.sample_bytes
-        object.__setattr__(self, "bytes_per_second", per_second)
-        object.__setattr__(self, "bytes_per_ms", per_second // 1000)
-        object.__setattr__(self, "min_commit_bytes", per_second // 10)
-        object.__setattr__(self, "chunk_bytes", per_second // 20)
+    @property
+    def bytes_per_second(self) -> int:
+        """Bytes per second of audio."""
+        return self.sample_rate * self.sample_bytes
+
+    @property
+    def bytes_per_ms(self) -> int:
+        """Bytes per millisecond: converts the server's ``audio_*_ms`` (§3.4)."""
+        return self.bytes_per_second // 1000
+
+    @property
+    def min_commit_bytes(self) -> int:
+        """A commit of less than 100 ms fails with ``input_audio_buffer_commit_empty``
+        (§3.3; 4,800 bytes of pcm16, 800 of G.711: §3.1, §7 C.19)."""
+        return self.bytes_per_second // 10
+
+    @property
+    def chunk_bytes(self) -> int:
+        """Audio goes out in ~50 ms appends: small enough for prompt interims, few enough
+        messages."""
+        return self.bytes_per_second // 20
 
     def seconds(self, nbytes: int) -> float:
         """Seconds of audio in ``nbytes``."""

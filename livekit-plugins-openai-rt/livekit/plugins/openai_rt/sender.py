@@ -42,8 +42,6 @@ class Sender:
         it); None: no hold. Committed audio is never held."""
         self.commits_issued = 0
         """Client commits issued on this socket."""
-        self.clears_issued = 0
-        """Clears issued on this socket."""
 
     def reset(self) -> None:
         """No live socket: nothing goes out, the replay bound applies to all held audio."""
@@ -103,12 +101,11 @@ class Sender:
             self._buffered = 0
             self._last_commit = seg
             return p.commit_message(seg.commit_event_id)
-        # the open audio: the path of every chunk, kept short
-        open_start = ledger.open.start
-        if self._buffered and self._buffer_start != open_start:
-            return self._clear_unless_at(open_start)
-        if self._cursor < open_start:
-            self._jump(open_start)
+        clear = self._clear_unless_at(ledger.open.start)
+        if clear is not None:
+            return clear
+        if self._cursor < ledger.open.start:
+            self._jump(ledger.open.start)
         limit = self._open_limit()
         if self._cursor < limit:
             return self._append(limit)
@@ -140,7 +137,7 @@ class Sender:
         return base_pos + server_byte - base_server
 
     def _open_limit(self) -> int:
-        position = self._ledger.store.end  # (= ledger.position, without a property call)
+        position = self._ledger.position
         return position if self.hold is None else min(position, max(self.hold, self._cursor))
 
     def _clear_unless_at(self, start: int) -> bytes | None:
@@ -149,7 +146,6 @@ class Sender:
         if not self._buffered or self._buffer_start == start:
             return None
         self._buffered = 0
-        self.clears_issued += 1
         return p.CLEAR_MESSAGE
 
     def _append(self, limit: int) -> bytes:

@@ -123,7 +123,7 @@ class TranscriptionSession(SessionLifecycle[p.SessionConfig, Output]):
         while LIVE, in stream order (see :class:`~.sender.Sender`).
         """
         sender = self._sender
-        msg = sender.next_control() if sender.has_control() else None
+        msg = sender.next_control()
         if msg is None:
             if self.state is not State.LIVE:
                 return None

@@ -33,6 +33,9 @@ import aiohttp
 from livekit import rtc
 from livekit.agents import APIConnectOptions, APIError, stt
 from livekit.plugins import openai_rt
+from livekit.plugins.openai_rt.audio import level_dbfs
+from livekit.plugins.openai_rt.formats import SAMPLE_RATE
+from livekit.plugins.openai_rt.speech import SILENCE_DBFS
 
 HERE = Path(__file__).resolve().parent
 SAMPLE = HERE.parent / "examples" / "sample.wav"
@@ -143,6 +146,15 @@ def _check(
     offset = 0
     ends: list[int] = []
     for item_id, text in rec.finals:
+        if not item_id and not text:
+            # a flush whose audio held no speech (skip_silence): the turn was cleared, not
+            # committed; it must be silence by the plugin's own gate
+            end = next((t for t in turns if t > offset), len(pcm))
+            if level_dbfs(pcm[offset:end], SAMPLE_RATE) > SILENCE_DBFS:
+                return f"audio louder than the silence gate cleared at byte {offset}"
+            offset = end
+            ends.append(end)
+            continue
         item = items.get(item_id)
         if item is None:
             return f"a final for an item the server never committed: {item_id}"
